@@ -1,0 +1,272 @@
+import { sql } from 'kysely';
+import type { Database } from '../../db/database.ts';
+import {
+  EventStoreUnavailable,
+  WrongExpectedVersion,
+  formatPosition,
+  parsePosition,
+  type AppendResult,
+  type EventStore,
+  type EventToAppend,
+  type ExpectedVersion,
+  type ReadAllOptions,
+  type ReadStreamOptions,
+  type RecordedEvent,
+  type SubscribeOptions,
+} from '../port.ts';
+
+const CHANNEL = 'its_events';
+const SUBSCRIPTION_BATCH = 500;
+/** Re-read this often while events wait behind a running transaction (no NOTIFY marks its end). */
+const HORIZON_RECHECK_MS = 100;
+/** A subscriber re-reads at least this often even without a NOTIFY (one can be lost in a crash). */
+const IDLE_RECHECK_MS = 5_000;
+
+interface EventRow {
+  tx_id: string;
+  global_seq: string;
+  stream_name: string;
+  version: string;
+  event_id: string;
+  type: string;
+  data: Record<string, unknown>;
+  metadata: Record<string, unknown>;
+  created_at: Date;
+}
+
+/** The group a stream belongs to: its name up to the first dot (`incident-{orgId}.`), so org feeds use an index. */
+export function streamGroup(streamName: string): string {
+  const dot = streamName.indexOf('.');
+  return dot === -1 ? streamName : streamName.slice(0, dot + 1);
+}
+
+/** A LIKE pattern matching every name that starts with `prefix`. */
+function likePrefix(prefix: string): string {
+  return `${prefix.replace(/[\\%_]/g, '\\$&')}%`;
+}
+
+function toRecorded(row: EventRow): RecordedEvent {
+  return {
+    eventId: row.event_id,
+    type: row.type,
+    streamName: row.stream_name,
+    version: Number(row.version),
+    position: formatPosition(BigInt(row.tx_id), BigInt(row.global_seq)),
+    createdAt: new Date(row.created_at).toISOString(),
+    data: row.data,
+    metadata: row.metadata,
+  };
+}
+
+function expectedCode(expected: ExpectedVersion): number {
+  if (expected === 'no_stream') return -1;
+  if (expected === 'any') return -2;
+  return expected;
+}
+
+/** Connection-level failures (server gone, refused, timed out) as opposed to SQL errors. */
+function isConnectionFailure(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && (/^08/.test(code) || code === '57P01' || code === '57P03' || /^E(CONNREFUSED|CONNRESET|PIPE|TIMEDOUT)/.test(code))) {
+    return true;
+  }
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/.test(error.message);
+}
+
+export class PostgresEventStore implements EventStore {
+  readonly kind = 'postgres';
+  private notifyPending = false;
+
+  constructor(private readonly database: Database) {}
+
+  private get db() {
+    return this.database.db;
+  }
+
+  async append(streamName: string, events: EventToAppend[], expected: ExpectedVersion): Promise<AppendResult> {
+    if (events.length === 0) throw new RangeError('append needs at least one event');
+    const payload = JSON.stringify(events.map(({ eventId, type, data, metadata }) => ({ eventId, type, data, metadata })));
+    const row = await this.guard(async () => {
+      const { rows } = await sql<{ outcome: string; version: string | null; tx_id: string | null; global_seq: string | null }>`
+        select * from its_append(${streamName}, ${streamGroup(streamName)}, ${expectedCode(expected)}, ${payload}::jsonb)`.execute(this.db);
+      return rows[0]!;
+    });
+    if (row.outcome === 'wrong_version') {
+      throw new WrongExpectedVersion(streamName, expected, row.version === null ? 'no_stream' : Number(row.version));
+    }
+    if (row.outcome === 'duplicate_elsewhere') {
+      throw new RangeError(`event ${events.at(-1)!.eventId} was already appended to another stream`);
+    }
+    this.notifySubscribers();
+    return { version: Number(row.version), position: formatPosition(BigInt(row.tx_id!), BigInt(row.global_seq!)) };
+  }
+
+  // NOTIFY after commit, not inside the append: inside, it would serialize every commit on the notify queue lock.
+  private notifySubscribers(): void {
+    if (this.notifyPending) return;
+    this.notifyPending = true;
+    queueMicrotask(() => {
+      this.notifyPending = false;
+      sql`select pg_notify(${CHANNEL}, '')`.execute(this.db).catch(() => {
+        // Subscribers re-read on their idle timer; a lost wake-up only delays them.
+      });
+    });
+  }
+
+  async readStream(streamName: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
+    const backwards = options.direction === 'backwards';
+    const rows = await this.guard(() => {
+      let query = this.selectEvents().where('stream_name', '=', streamName);
+      if (options.fromVersion !== undefined) {
+        query = query.where('version', backwards ? '<=' : '>=', options.fromVersion);
+      }
+      query = query.orderBy('version', backwards ? 'desc' : 'asc');
+      if (options.limit !== undefined) query = query.limit(options.limit);
+      return query.execute();
+    });
+    return rows.map(toRecorded);
+  }
+
+  async readAll(options: ReadAllOptions): Promise<RecordedEvent[]> {
+    const rows = await this.guard(() => this.readCommitted(options.fromPosition ?? null, options.streamPrefix, options.limit));
+    return rows.map(toRecorded);
+  }
+
+  /** Events after `after`, only from transactions older than every one still running. */
+  private readCommitted(after: string | null, streamPrefix: string | undefined, limit: number) {
+    let query = this.selectEvents().where(sql<boolean>`tx_id < pg_snapshot_xmin(pg_current_snapshot())`);
+    if (after !== null) {
+      const [tx, seq] = parsePosition(after);
+      query = query.where(sql<boolean>`(tx_id, global_seq) > (${tx.toString()}::xid8, ${seq.toString()}::bigint)`);
+    }
+    if (streamPrefix !== undefined) {
+      query =
+        streamGroup(streamPrefix) === streamPrefix && streamPrefix.endsWith('.')
+          ? query.where('stream_group', '=', streamPrefix)
+          : query.where('stream_name', 'like', likePrefix(streamPrefix));
+    }
+    return query.orderBy('tx_id').orderBy('global_seq').limit(limit).execute();
+  }
+
+  private selectEvents() {
+    return this.db
+      .selectFrom('its_events')
+      .select([
+        sql<string>`tx_id::text`.as('tx_id'),
+        'global_seq',
+        'stream_name',
+        'version',
+        sql<string>`event_id::text`.as('event_id'),
+        'type',
+        sql<Record<string, unknown>>`data`.as('data'),
+        sql<Record<string, unknown>>`metadata`.as('metadata'),
+        'created_at',
+      ]);
+  }
+
+  async *subscribe(options: SubscribeOptions): AsyncIterable<RecordedEvent> {
+    const { signal, streamPrefix } = options;
+    let position = options.fromPosition ?? null;
+    let wake: (() => void) | null = null;
+    let woken = false;
+    const onWake = () => {
+      woken = true;
+      wake?.();
+    };
+    signal?.addEventListener('abort', onWake);
+    let unlisten: (() => Promise<void>) | null = null;
+    try {
+      unlisten = await this.database.listen(CHANNEL, onWake);
+      while (!signal?.aborted) {
+        woken = false;
+        let rows: EventRow[];
+        try {
+          rows = await this.readCommitted(position, streamPrefix, SUBSCRIPTION_BATCH);
+        } catch (error) {
+          if (!isConnectionFailure(error)) throw error;
+          await sleep(500, signal);
+          continue;
+        }
+        for (const row of rows) {
+          const event = toRecorded(row);
+          position = event.position;
+          yield event;
+          if (signal?.aborted) return;
+        }
+        if (rows.length === SUBSCRIPTION_BATCH || woken) continue;
+        const waitMs = (await this.hasEventsBehindHorizon(position, streamPrefix)) ? HORIZON_RECHECK_MS : IDLE_RECHECK_MS;
+        if (woken) continue;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, waitMs);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        wake = null;
+      }
+    } finally {
+      signal?.removeEventListener('abort', onWake);
+      await unlisten?.();
+    }
+  }
+
+  /** True when committed or running appends exist past `position` that the horizon still hides. */
+  private async hasEventsBehindHorizon(position: string | null, streamPrefix: string | undefined): Promise<boolean> {
+    try {
+      const [tx, seq] = position === null ? [0n, 0n] : parsePosition(position);
+      const { rows } = await sql<{ waiting: boolean }>`
+        select exists (
+          select 1 from its_events
+          where (tx_id, global_seq) > (${tx.toString()}::xid8, ${seq.toString()}::bigint)
+            and stream_name like ${likePrefix(streamPrefix ?? '')}
+        ) as waiting`.execute(this.db);
+      return rows[0]?.waiting ?? false;
+    } catch (error) {
+      if (isConnectionFailure(error)) return true;
+      throw error;
+    }
+  }
+
+  async headPosition(streamPrefix?: string): Promise<string | null> {
+    const rows = await this.guard(() => {
+      let query = this.db
+        .selectFrom('its_events')
+        .select([sql<string>`tx_id::text`.as('tx_id'), 'global_seq'])
+        .where(sql<boolean>`tx_id < pg_snapshot_xmin(pg_current_snapshot())`);
+      if (streamPrefix !== undefined) {
+        query = query.where('stream_name', 'like', likePrefix(streamPrefix));
+      }
+      return query.orderBy('tx_id', 'desc').orderBy('global_seq', 'desc').limit(1).execute();
+    });
+    const row = rows[0];
+    return row ? formatPosition(BigInt(row.tx_id), BigInt(row.global_seq)) : null;
+  }
+
+  async ping(): Promise<void> {
+    await this.guard(() => sql`select 1`.execute(this.db));
+  }
+
+  /** The database belongs to whoever opened it; closing the store does not close it. */
+  async close(): Promise<void> {}
+
+  private async guard<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (error) {
+      if (isConnectionFailure(error)) throw new EventStoreUnavailable('PostgreSQL event store unreachable', { cause: error });
+      throw error;
+    }
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+}

@@ -1,0 +1,54 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { openPGlite, openPostgres, type Database, type PostgresOptions } from '../../src/db/database.ts';
+import { migrateToLatest } from '../../src/db/migrate.ts';
+
+export interface TestDatabase {
+  database: Database;
+  /** Connection string of the scratch database; undefined on PGlite. */
+  url: string | undefined;
+  cleanup(): Promise<void>;
+}
+
+/** Which PostgreSQL the suite runs on: the server named by DATABASE_URL, else embedded PGlite. */
+export const serverUrl = process.env.DATABASE_URL;
+export const databaseLabel = serverUrl ? 'PostgreSQL server' : 'PGlite';
+
+/** A scratch database on the server (created here, dropped by cleanup), or an in-memory PGlite. */
+export async function openTestDatabase(options: { kind?: 'server' | 'pglite'; migrate?: boolean; postgres?: PostgresOptions } = {}): Promise<TestDatabase> {
+  const kind = options.kind ?? (serverUrl ? 'server' : 'pglite');
+  let database: Database;
+  let url: string | undefined;
+  let drop = async () => {};
+  if (kind === 'server') {
+    if (!serverUrl) throw new Error('DATABASE_URL is not set');
+    const name = `its_test_${randomBytes(6).toString('hex')}`;
+    await adminQuery(serverUrl, `create database ${name}`);
+    const target = new URL(serverUrl);
+    target.pathname = `/${name}`;
+    url = target.toString();
+    database = openPostgres(url, options.postgres);
+    drop = () => adminQuery(serverUrl, `drop database if exists ${name} with (force)`);
+  } else {
+    database = await openPGlite();
+  }
+  if (options.migrate !== false) await migrateToLatest(database.db);
+  return {
+    database,
+    url,
+    async cleanup() {
+      await database.close();
+      await drop();
+    },
+  };
+}
+
+async function adminQuery(url: string, text: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(text);
+  } finally {
+    await client.end();
+  }
+}
