@@ -78,7 +78,7 @@ export function openPostgres(connectionString: string, options: PostgresOptions 
       }
       const lost = new Promise<void>((resolve) => {
         client.on('end', resolve);
-        client.on('error', resolve);
+        client.on('error', () => resolve());
       });
       return {
         lost,

@@ -119,7 +119,7 @@ export class PostgresEventStore implements EventStore {
     const rows = await this.guard(() => {
       let query = this.selectEvents().where('stream_name', '=', streamName);
       if (options.fromVersion !== undefined) {
-        query = query.where('version', backwards ? '<=' : '>=', options.fromVersion);
+        query = query.where('version', backwards ? '<=' : '>=', String(options.fromVersion));
       }
       query = query.orderBy('version', backwards ? 'desc' : 'asc');
       if (options.limit !== undefined) query = query.limit(options.limit);
