@@ -76,7 +76,8 @@ function isConnectionFailure(error: unknown): boolean {
 
 export class PostgresEventStore implements EventStore {
   readonly kind = 'postgres';
-  private notifyPending = false;
+  private notifyInFlight = false;
+  private notifyAgain = false;
 
   constructor(private readonly database: Database) {}
 
@@ -102,16 +103,26 @@ export class PostgresEventStore implements EventStore {
     return { version: Number(row.version), position: formatPosition(BigInt(row.tx_id!), BigInt(row.global_seq!)) };
   }
 
-  // NOTIFY after commit, not inside the append: inside, it would serialize every commit on the notify queue lock.
+  // NOTIFY after commit, not inside the append: inside, it would serialize every commit on the
+  // notify queue lock. One NOTIFY in flight at a time, one more queued behind it, covers any burst.
   private notifySubscribers(): void {
-    if (this.notifyPending) return;
-    this.notifyPending = true;
-    queueMicrotask(() => {
-      this.notifyPending = false;
-      sql`select pg_notify(${CHANNEL}, '')`.execute(this.db).catch(() => {
+    if (this.notifyInFlight) {
+      this.notifyAgain = true;
+      return;
+    }
+    this.notifyInFlight = true;
+    sql`select pg_notify(${CHANNEL}, '')`
+      .execute(this.db)
+      .catch(() => {
         // Subscribers re-read on their idle timer; a lost wake-up only delays them.
+      })
+      .finally(() => {
+        this.notifyInFlight = false;
+        if (this.notifyAgain) {
+          this.notifyAgain = false;
+          this.notifySubscribers();
+        }
       });
-    });
   }
 
   async readStream(streamName: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {

@@ -1,0 +1,78 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+
+/** One line of the bench table: a figure, the baseline measured in the same run, and their ratio. */
+export interface BenchRow {
+  scenario: string;
+  metric: string;
+  value: number;
+  unit: string;
+  baseline?: { label: string; value: number };
+  /** What the issue asks of value / baseline, e.g. ">= 0.5" or "<= 2". */
+  target?: string;
+}
+
+export function ratio(row: BenchRow): number | undefined {
+  return row.baseline && row.baseline.value !== 0 ? row.value / row.baseline.value : undefined;
+}
+
+export function meetsTarget(row: BenchRow): boolean | undefined {
+  const r = ratio(row);
+  if (r === undefined || !row.target) return undefined;
+  const [op, bound] = row.target.split(' ') as ['>=' | '<=', string];
+  return op === '>=' ? r >= Number(bound) : r <= Number(bound);
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index]!;
+}
+
+export function summarize(samples: number[]): { p50: number; p99: number; mean: number } {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const mean = sorted.reduce((sum, x) => sum + x, 0) / Math.max(1, sorted.length);
+  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), mean };
+}
+
+/** Runs `worker` on `concurrency` loops for `durationMs`; returns operations completed per second. */
+export async function throughput(concurrency: number, durationMs: number, worker: (loop: number, iteration: number) => Promise<void>): Promise<number> {
+  const deadline = performance.now() + durationMs;
+  let done = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, loop) => {
+      for (let i = 0; performance.now() < deadline; i++) {
+        await worker(loop, i);
+        done++;
+      }
+    }),
+  );
+  return done / ((performance.now() - started) / 1000);
+}
+
+/** A scratch database on the local server, dropped afterwards. */
+export async function scratchDatabase(serverUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `its_bench_${randomBytes(5).toString('hex')}`;
+  await adminQuery(serverUrl, `create database ${name}`);
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => adminQuery(serverUrl, `drop database if exists ${name} with (force)`) };
+}
+
+async function adminQuery(url: string, text: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(text);
+  } finally {
+    await client.end();
+  }
+}
+
+export function formatNumber(value: number): string {
+  if (!Number.isFinite(value)) return String(value);
+  if (Math.abs(value) >= 100) return value.toFixed(0);
+  if (Math.abs(value) >= 10) return value.toFixed(1);
+  return value.toFixed(2);
+}

@@ -1,0 +1,47 @@
+/**
+ * `npm run bench`: every scenario against a scratch database on the local PostgreSQL, one table of
+ * figures beside the baselines measured in the same run, written to bench/results/.
+ * BENCH_SCENARIOS=a,b runs a subset; BENCH_SECONDS scales the timed phases.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { eventStoreAppends } from './scenarios/eventstore.ts';
+import { formatNumber, meetsTarget, ratio, scratchDatabase, type BenchRow } from './lib.ts';
+
+const serverUrl = process.env.BENCH_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const seconds = Number(process.env.BENCH_SECONDS ?? 5);
+const only = process.env.BENCH_SCENARIOS?.split(',');
+
+type Scenario = (url: string) => Promise<BenchRow[]>;
+const scenarios: Record<string, Scenario> = {
+  eventstore: (url) => eventStoreAppends(url, seconds * 1000),
+};
+
+function table(rows: BenchRow[]): string {
+  const lines = ['| scenario | figure | value | baseline (same run) | ratio | target | met |', '| --- | --- | --- | --- | --- | --- | --- |'];
+  for (const row of rows) {
+    const r = ratio(row);
+    const met = meetsTarget(row);
+    lines.push(
+      `| ${row.scenario} | ${row.metric} | ${formatNumber(row.value)} ${row.unit} | ${row.baseline ? `${formatNumber(row.baseline.value)} (${row.baseline.label})` : ''} | ${r === undefined ? '' : r.toFixed(2)} | ${row.target ?? ''} | ${met === undefined ? '' : met ? 'yes' : 'NO'} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+const rows: BenchRow[] = [];
+const started = Date.now();
+for (const [name, scenario] of Object.entries(scenarios)) {
+  if (only && !only.includes(name)) continue;
+  const scratch = await scratchDatabase(serverUrl);
+  process.stderr.write(`bench: ${name}…\n`);
+  try {
+    rows.push(...(await scenario(scratch.url)));
+  } finally {
+    await scratch.drop();
+  }
+}
+const markdown = `# ITS bench, ${new Date().toISOString()}\n\n${table(rows)}\n\nTotal time: ${((Date.now() - started) / 1000).toFixed(0)} s on ${(await import('node:os')).cpus().length} cores.\n`;
+console.log(markdown);
+await mkdir(new URL('./results/', import.meta.url), { recursive: true });
+await writeFile(new URL('./results/latest.md', import.meta.url), markdown);
+await writeFile(new URL('./results/latest.json', import.meta.url), JSON.stringify({ at: new Date().toISOString(), rows: rows.map((row) => ({ ...row, ratio: ratio(row), met: meetsTarget(row) })) }, null, 2));
