@@ -4,6 +4,7 @@
  * BENCH_SCENARIOS=a,b runs a subset; BENCH_SECONDS scales the timed phases.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
+import { commandLatency } from './scenarios/command-latency.ts';
 import { eventStoreAppends } from './scenarios/eventstore.ts';
 import { formatNumber, meetsTarget, ratio, scratchDatabase, type BenchRow } from './lib.ts';
 
@@ -14,6 +15,7 @@ const only = process.env.BENCH_SCENARIOS?.split(',');
 type Scenario = (url: string) => Promise<BenchRow[]>;
 const scenarios: Record<string, Scenario> = {
   eventstore: (url) => eventStoreAppends(url, seconds * 1000),
+  'command-latency': commandLatency,
 };
 
 function table(rows: BenchRow[]): string {

@@ -19,6 +19,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     create table incident_snapshots (
       stream_name text primary key,
       version bigint not null,
+      position text not null,
       schema_version integer not null,
       state jsonb not null
     )`.execute(db);

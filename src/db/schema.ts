@@ -104,6 +104,11 @@ export interface ProjectionCheckpointsTable {
   last_error: string | null;
   error_position: string | null;
   rebuild_requested_at: NullableTimestamp;
+  /** Progress of the rebuild in progress (or the last one): events replayed, of about this many. */
+  rebuild_done: ColumnType<string, number | string | undefined, number | string>;
+  rebuild_total: ColumnType<string, number | string | undefined, number | string>;
+  /** When the last rebuild swapped its tables in. */
+  rebuilt_at: NullableTimestamp;
   updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }
 
@@ -119,6 +124,7 @@ export interface IdempotencyKeysTable {
 export interface IncidentSnapshotsTable {
   stream_name: string;
   version: Int8;
+  position: string;
   schema_version: number;
   state: ColumnType<unknown, string, string>;
 }

@@ -1,0 +1,40 @@
+import { decide, fold, type IncidentCommand, type IncidentEvent, type Status } from '../../../src/domain/incident/index.ts';
+
+/** Given these events (folded from the initial state), when this command: the events decide answers with. */
+export function given(...events: IncidentEvent[]): { when: (command: IncidentCommand) => IncidentEvent[] } {
+  return { when: (command) => decide(command, fold(events)) };
+}
+
+export const created: IncidentEvent = {
+  type: 'INCIDENT_CREATED',
+  data: {
+    projectId: 'payments',
+    title: 'Checkout latency above SLO',
+    serviceName: 'checkout',
+    severity: 'SEV2',
+    environment: 'production',
+    tags: ['latency'],
+    correlationKeys: [],
+  },
+};
+
+/** The shortest history that leaves a new incident in `status`. */
+export function historyTo(status: Status): IncidentEvent[] {
+  switch (status) {
+    case 'OPEN':
+      return [created];
+    case 'RESOLVED':
+      return [created, { type: 'INCIDENT_RESOLVED', data: { from: 'OPEN' } }];
+    default:
+      return [created, { type: 'INCIDENT_STATUS_CHANGED', data: { from: 'OPEN', to: status } }];
+  }
+}
+
+/** The lifecycle exactly as EVENTS.md writes it, kept apart from the code it checks. */
+export const LIFECYCLE_SPEC: Record<Status, Status[]> = {
+  OPEN: ['INVESTIGATING', 'MITIGATED', 'RESOLVED', 'CANCELLED'],
+  INVESTIGATING: ['MITIGATED', 'RESOLVED', 'CANCELLED'],
+  MITIGATED: ['INVESTIGATING', 'RESOLVED'],
+  RESOLVED: ['INVESTIGATING'],
+  CANCELLED: [],
+};
