@@ -6,6 +6,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { commandLatency } from './scenarios/command-latency.ts';
 import { eventStoreAppends } from './scenarios/eventstore.ts';
+import { httpCommands } from './scenarios/http.ts';
+import { projectionLag, projectionRebuild } from './scenarios/projections.ts';
 import { formatNumber, meetsTarget, ratio, scratchDatabase, type BenchRow } from './lib.ts';
 
 const serverUrl = process.env.BENCH_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -16,6 +18,9 @@ type Scenario = (url: string) => Promise<BenchRow[]>;
 const scenarios: Record<string, Scenario> = {
   eventstore: (url) => eventStoreAppends(url, seconds * 1000),
   'command-latency': commandLatency,
+  'projection-lag': (url) => projectionLag(url, 100, seconds * 3),
+  rebuild: (url) => projectionRebuild(url, Number(process.env.BENCH_REBUILD_INCIDENTS ?? 50_000)),
+  http: (url) => httpCommands(url, seconds * 2, Number(process.env.BENCH_SOAK_SECONDS ?? 120)),
 };
 
 function table(rows: BenchRow[]): string {

@@ -18,7 +18,7 @@ import {
 const CHANNEL = 'its_events';
 const SUBSCRIPTION_BATCH = 500;
 /** Re-read this often while events wait behind a running transaction (no NOTIFY marks its end). */
-const HORIZON_RECHECK_MS = 100;
+const HORIZON_RECHECK_MS = 10;
 /** A subscriber re-reads at least this often even without a NOTIFY (one can be lost in a crash). */
 const IDLE_RECHECK_MS = 5_000;
 
