@@ -108,6 +108,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       last_error text,
       error_position text,
       rebuild_requested_at timestamptz,
+      rebuild_done bigint not null default 0,
+      rebuild_total bigint not null default 0,
+      rebuilt_at timestamptz,
       updated_at timestamptz not null default now()
     )`.execute(db);
 }

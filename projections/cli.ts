@@ -1,0 +1,148 @@
+import { Presets, SingleBar } from 'cli-progress';
+import type { Logger } from 'pino';
+import type { Database } from '../src/db/database.ts';
+import type { EventStore } from '../src/eventstore/port.ts';
+import { PROJECTION_NAMES } from './catalog.ts';
+import { ProjectionBusy, rebuildProjection } from './index.ts';
+import { projectionStatus, requestRebuild } from './status.ts';
+
+/** What the projection commands need from the CLI's runtime. */
+export interface ProjectionCliRuntime {
+  database: Database;
+  store: EventStore;
+  logger?: Logger;
+}
+
+/** How often a rebuild run by another process is checked on. */
+const FOLLOW_INTERVAL_MS = 500;
+
+/** `its projections status`: one line per projection; exit code 1 when one has failed. */
+export async function runStatusCommand(runtime: ProjectionCliRuntime): Promise<void> {
+  const statuses = await projectionStatus(runtime.database, runtime.store);
+  const header = ['PROJECTION', 'STATE', 'POSITION', 'LAG', 'LAG (s)', 'PROCESSED', 'LAST ERROR'];
+  const lines = statuses.map((status) => [
+    status.name,
+    status.state === 'rebuilding' ? `rebuilding ${status.rebuildDone}/${status.rebuildTotal}` : status.state,
+    status.position ?? '-',
+    String(status.lag),
+    status.lagSeconds.toFixed(1),
+    String(status.eventsProcessed),
+    status.lastError === null ? '-' : `${status.lastError}${status.errorPosition ? ` (at ${status.errorPosition})` : ''}`,
+  ]);
+  const widths = header.map((title, column) => Math.max(title.length, ...lines.map((line) => line[column]!.length)));
+  const numeric = new Set([3, 4, 5]);
+  for (const line of [header, ...lines]) {
+    const cells = line.map((cell, column) => (column === line.length - 1 ? cell : numeric.has(column) ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!)));
+    process.stdout.write(`${cells.join('  ')}\n`);
+  }
+  if (statuses.some((status) => status.state === 'failed')) process.exitCode = 1;
+}
+
+/**
+ * `its projections rebuild [names…]`: rebuilds each projection (all when none is named) in turn.
+ * Does it here when no other process leads the projection, else asks its leader and follows the
+ * progress. Sets `process.exitCode` when something failed (2: unknown name).
+ */
+export async function runRebuildCommand(runtime: ProjectionCliRuntime, names: string[]): Promise<void> {
+  const unknown = names.filter((name) => !PROJECTION_NAMES.includes(name));
+  if (unknown.length > 0) {
+    process.stderr.write(`unknown projection ${unknown.join(', ')}; known: ${PROJECTION_NAMES.join(', ')}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  let failures = 0;
+  for (const name of names.length > 0 ? names : PROJECTION_NAMES) {
+    const progress = progressReporter(name);
+    try {
+      try {
+        await rebuildProjection({ database: runtime.database, store: runtime.store, name, onProgress: progress.update, logger: runtime.logger });
+        progress.finish(`${name}: rebuilt`);
+      } catch (error) {
+        if (!(error instanceof ProjectionBusy)) throw error;
+        progress.note(`${name}: another process leads it; asked it to rebuild`);
+        const outcome = await requestAndFollow(runtime.database, name, progress.update);
+        if (outcome !== null) throw new Error(outcome);
+        progress.finish(`${name}: rebuilt by its leader`);
+      }
+    } catch (error) {
+      failures++;
+      progress.finish(`${name}: rebuild failed: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+  if (failures > 0) process.exitCode = 1;
+}
+
+/** Requests the rebuild and follows it in projection_checkpoints; null on success, else the error. */
+async function requestAndFollow(database: Database, name: string, onProgress: (done: number, total: number) => void): Promise<string | null> {
+  await requestRebuild(database, name);
+  const checkpoint = () =>
+    database.db
+      .selectFrom('projection_checkpoints')
+      .select(['state', 'rebuild_requested_at', 'rebuild_done', 'rebuild_total', 'rebuilt_at', 'last_error'])
+      .where('name', '=', name)
+      .executeTakeFirstOrThrow();
+  const requestedAt = (await checkpoint()).rebuild_requested_at;
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, FOLLOW_INTERVAL_MS));
+    const row = await checkpoint();
+    if (row.state === 'rebuilding') onProgress(Number(row.rebuild_done), Number(row.rebuild_total));
+    // The leader clears the request when it swaps the tables in, or when the rebuild fails.
+    if (row.rebuild_requested_at === null) {
+      const rebuilt = row.rebuilt_at !== null && requestedAt !== null && row.rebuilt_at.getTime() >= requestedAt.getTime();
+      return rebuilt ? null : (row.last_error ?? 'the rebuild did not complete');
+    }
+  }
+}
+
+interface ProgressReporter {
+  update(done: number, total: number): void;
+  note(message: string): void;
+  finish(message: string): void;
+}
+
+/** A progress bar on a terminal; elsewhere (logs, CI) a plain line at most once a second. */
+function progressReporter(name: string): ProgressReporter {
+  const startedAt = performance.now();
+  const rate = (done: number) => Math.round(done / Math.max(0.001, (performance.now() - startedAt) / 1000));
+  if (process.stdout.isTTY) {
+    const bar = new SingleBar(
+      { format: `${name.padEnd(16)} [{bar}] {value}/{total} events | {rate} events/s | ETA {eta_formatted}`, hideCursor: true, etaBuffer: 50 },
+      Presets.shades_classic,
+    );
+    let started = false;
+    return {
+      update(done, total) {
+        if (!started) {
+          bar.start(total, done, { rate: 0 });
+          started = true;
+        }
+        bar.setTotal(total);
+        bar.update(done, { rate: rate(done) });
+      },
+      note(message) {
+        if (!started) process.stdout.write(`${message}\n`);
+      },
+      finish(message) {
+        if (started) bar.stop();
+        process.stdout.write(`${message}\n`);
+      },
+    };
+  }
+  let lastLine = 0;
+  return {
+    update(done, total) {
+      const now = performance.now();
+      if (now - lastLine < 1000 && done < total) return;
+      lastLine = now;
+      const perSecond = rate(done);
+      const eta = perSecond > 0 ? `${Math.ceil((total - done) / perSecond)}s` : '?';
+      process.stdout.write(`${name}: ${done}/${total} events (${total > 0 ? Math.floor((100 * done) / total) : 100}%), ${perSecond} events/s, ETA ${eta}\n`);
+    },
+    note(message) {
+      process.stdout.write(`${message}\n`);
+    },
+    finish(message) {
+      process.stdout.write(`${message}\n`);
+    },
+  };
+}

@@ -1,0 +1,78 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const script = fileURLToPath(new URL('./worker-process.ts', import.meta.url));
+
+export interface WorkerProcess {
+  child: ChildProcess;
+  pid: number;
+  /** Parsed log lines so far. */
+  lines: Record<string, unknown>[];
+  /** Resolves with the first line (already seen or to come) that matches. */
+  waitForLine(match: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  /** The projections this process has taken the lead of, in order. */
+  led(): string[];
+  exited: Promise<number | null>;
+  kill(signal: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Starts `worker-process.ts` on the server database at `url`. */
+export function spawnWorker(url: string, batchSize: number): WorkerProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', script, url, String(batchSize)], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: Record<string, unknown>[] = [];
+  const waiters = new Set<() => void>();
+  let buffered = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString();
+    const complete = buffered.split('\n');
+    buffered = complete.pop()!;
+    for (const line of complete.filter(Boolean)) {
+      try {
+        lines.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        lines.push({ msg: line });
+      }
+    }
+    waiters.forEach((waiter) => waiter());
+  });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  void exited.then(() => waiters.forEach((waiter) => waiter()));
+  let done = false;
+  void exited.then(() => (done = true));
+  return {
+    child,
+    pid: child.pid!,
+    lines,
+    waitForLine(match, timeoutMs = 30_000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const found = lines.find(match);
+          if (found) {
+            waiters.delete(check);
+            clearTimeout(timer);
+            resolve(found);
+          } else if (done) {
+            waiters.delete(check);
+            clearTimeout(timer);
+            reject(new Error(`worker ${child.pid} exited before the expected line; stderr: ${stderr.slice(-2000)}`));
+          }
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`worker ${child.pid}: no expected line within ${timeoutMs} ms; stderr: ${stderr.slice(-2000)}`));
+        }, timeoutMs);
+        waiters.add(check);
+        check();
+      });
+    },
+    led: () => lines.filter((line) => line.msg === 'leading projection').map((line) => String(line.projection)),
+    exited,
+    async kill(signal) {
+      if (!done) child.kill(signal);
+      return exited;
+    },
+  };
+}
