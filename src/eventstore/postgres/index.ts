@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { Database } from '../../db/database.ts';
+import { isDatabaseUnavailable, type Database } from '../../db/database.ts';
 import {
   EventStoreUnavailable,
   WrongExpectedVersion,
@@ -62,16 +62,6 @@ function expectedCode(expected: ExpectedVersion): number {
   if (expected === 'no_stream') return -1;
   if (expected === 'any') return -2;
   return expected;
-}
-
-/** Connection-level failures (server gone, refused, timed out) as opposed to SQL errors. */
-function isConnectionFailure(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string' && (/^08/.test(code) || code === '57P01' || code === '57P03' || /^E(CONNREFUSED|CONNRESET|PIPE|TIMEDOUT)/.test(code))) {
-    return true;
-  }
-  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/.test(error.message);
 }
 
 export class PostgresEventStore implements EventStore {
@@ -195,7 +185,7 @@ export class PostgresEventStore implements EventStore {
         try {
           rows = await this.readCommitted(position, streamPrefix, SUBSCRIPTION_BATCH);
         } catch (error) {
-          if (!isConnectionFailure(error)) throw error;
+          if (!isDatabaseUnavailable(error)) throw error;
           await sleep(500, signal);
           continue;
         }
@@ -235,7 +225,7 @@ export class PostgresEventStore implements EventStore {
         ) as waiting`.execute(this.db);
       return rows[0]?.waiting ?? false;
     } catch (error) {
-      if (isConnectionFailure(error)) return true;
+      if (isDatabaseUnavailable(error)) return true;
       throw error;
     }
   }
@@ -266,7 +256,7 @@ export class PostgresEventStore implements EventStore {
     try {
       return await operation();
     } catch (error) {
-      if (isConnectionFailure(error)) throw new EventStoreUnavailable('PostgreSQL event store unreachable', { cause: error });
+      if (isDatabaseUnavailable(error)) throw new EventStoreUnavailable('PostgreSQL event store unreachable', { cause: error });
       throw error;
     }
   }

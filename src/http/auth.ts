@@ -1,0 +1,149 @@
+import { createHash, createPublicKey } from 'node:crypto';
+import fastifyJwt from '@fastify/jwt';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { JwtConfig } from '../config.ts';
+import { forbidden, unauthenticated } from './errors.ts';
+
+export const ROLES = ['ORG_ADMIN', 'SRE_LEAD', 'ONCALL_ENGINEER', 'MEMBER', 'AUDITOR'] as const;
+export type Role = (typeof ROLES)[number];
+
+/**
+ * The roles table of API.md, the only place it is written down. Every route names its operation
+ * (`config.operation`) and one onRequest hook enforces this map before anything else runs.
+ */
+export const OPERATION_ROLES = {
+  readIncidents: ['ORG_ADMIN', 'SRE_LEAD', 'ONCALL_ENGINEER', 'MEMBER', 'AUDITOR'],
+  writeIncidents: ['ORG_ADMIN', 'SRE_LEAD', 'ONCALL_ENGINEER', 'MEMBER'],
+  changeStatus: ['ORG_ADMIN', 'SRE_LEAD', 'ONCALL_ENGINEER'],
+  changeSeverity: ['ORG_ADMIN', 'SRE_LEAD'],
+  readEvents: ['ORG_ADMIN', 'SRE_LEAD', 'AUDITOR'],
+  /** Tokens with `its_admin: true`, whatever their org roles. */
+  admin: 'its_admin',
+  /** No token needed: health, metrics, the OpenAPI document. */
+  public: null,
+} as const satisfies Record<string, readonly Role[] | 'its_admin' | null>;
+
+export type Operation = keyof typeof OPERATION_ROLES;
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    operation?: Operation;
+  }
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+}
+
+/** The claims API.md defines; anything else in the token is ignored. */
+export const TokenClaims = z.object({
+  sub: z.string().min(1).max(255),
+  name: z.string().max(255).optional(),
+  orgs: z.record(z.string(), z.array(z.string())),
+  actor_type: z.enum(['USER', 'SYSTEM', 'INTEGRATION']).optional(),
+  its_admin: z.boolean().optional(),
+});
+export type TokenClaims = z.infer<typeof TokenClaims>;
+
+export interface Principal {
+  sub: string;
+  name?: string;
+  orgs: Record<string, string[]>;
+  actorType: 'USER' | 'SYSTEM' | 'INTEGRATION';
+  admin: boolean;
+  /** Short hash of the token itself, so rate limits apply per token rather than per person. */
+  tokenHash: string;
+}
+
+/** The algorithms a key may verify: fixed per key, so `alg: none` and HS/RS confusion never pass. */
+export function verificationAlgorithms(jwt: JwtConfig): string[] {
+  if (jwt.publicKey) {
+    const key = createPublicKey(jwt.publicKey);
+    if (key.asymmetricKeyType === 'rsa') return ['RS256'];
+    if (key.asymmetricKeyType === 'ec') {
+      const curve = key.asymmetricKeyDetails?.namedCurve;
+      if (curve === 'prime256v1' || curve === 'P-256') return ['ES256'];
+      if (curve === 'secp384r1' || curve === 'P-384') return ['ES384'];
+      if (curve === 'secp521r1' || curve === 'P-521') return ['ES512'];
+    }
+    throw new Error(`JWT_PUBLIC_KEY must be an RSA or EC (P-256) public key, not ${key.asymmetricKeyType ?? 'unknown'}`);
+  }
+  if (jwt.secret) return ['HS256'];
+  throw new Error('no JWT_SECRET or JWT_PUBLIC_KEY configured');
+}
+
+/** Registers @fastify/jwt and the hook that authenticates and authorizes every non-public route. */
+export async function registerAuth(app: FastifyInstance, jwt: JwtConfig): Promise<void> {
+  const algorithms = verificationAlgorithms(jwt);
+  await app.register(fastifyJwt, {
+    secret: jwt.publicKey ? { public: jwt.publicKey } : jwt.secret!,
+    verify: {
+      algorithms: algorithms as never,
+      ...(jwt.issuer ? { allowedIss: jwt.issuer } : {}),
+      ...(jwt.audience ? { allowedAud: jwt.audience } : {}),
+      // An allowed value alone lets a token without the claim through: require it too.
+      requiredClaims: ['sub', ...(jwt.issuer ? ['iss'] : []), ...(jwt.audience ? ['aud'] : [])],
+    },
+  });
+
+  // Fail at start-up rather than serve an API route that nobody authorizes.
+  app.addHook('onRoute', (route) => {
+    const url = route.url ?? '';
+    if ((url.startsWith('/api/') || url.startsWith('/admin/')) && !route.config?.operation) {
+      throw new Error(`route ${route.method} ${url} names no operation`);
+    }
+  });
+
+  app.addHook('onRequest', async (request) => {
+    const operation = request.routeOptions.config.operation;
+    if (operation === undefined || operation === 'public') return;
+    const principal = authenticate(app, request);
+    request.principal = principal;
+    authorize(operation, principal, (request.params as Record<string, string | undefined>).orgId);
+  });
+}
+
+function authenticate(app: FastifyInstance, request: FastifyRequest): Principal {
+  const header = request.headers.authorization;
+  if (!header) throw unauthenticated('an Authorization: Bearer token is required');
+  const match = /^Bearer[ ]+([A-Za-z0-9_\-.=+/]+)\s*$/i.exec(header);
+  if (!match) throw unauthenticated('the Authorization header must be "Bearer <token>"');
+  const token = match[1]!;
+  let payload: unknown;
+  try {
+    payload = app.jwt.verify(token);
+  } catch (error) {
+    const code = (error as { code?: string }).code ?? '';
+    throw unauthenticated(code.includes('EXPIRED') ? 'the token has expired' : code.includes('INACTIVE') ? 'the token is not valid yet' : 'the token is invalid');
+  }
+  const claims = TokenClaims.safeParse(payload);
+  if (!claims.success) throw unauthenticated('the token lacks the claims ITS needs (sub, orgs)');
+  return {
+    sub: claims.data.sub,
+    name: claims.data.name,
+    orgs: claims.data.orgs,
+    actorType: claims.data.actor_type ?? 'USER',
+    admin: claims.data.its_admin === true,
+    tokenHash: createHash('sha256').update(token).digest('base64url').slice(0, 22),
+  };
+}
+
+function authorize(operation: Exclude<Operation, 'public'>, principal: Principal, orgId: string | undefined): void {
+  const allowed = OPERATION_ROLES[operation];
+  if (allowed === 'its_admin') {
+    if (!principal.admin) throw forbidden('this operation needs an its_admin token');
+    return;
+  }
+  if (orgId === undefined) throw forbidden('this operation belongs to an organization');
+  const roles = Object.hasOwn(principal.orgs, orgId) ? principal.orgs[orgId]! : undefined;
+  if (!roles) throw forbidden(`the token grants no access to organization ${orgId}`);
+  if (!roles.some((role) => (allowed as readonly string[]).includes(role))) {
+    throw forbidden(`this operation needs one of the roles ${allowed.join(', ')}`);
+  }
+}
+
+/** The key a rate limit counts under: per token, and per address for requests without one. */
+export function rateLimitKey(request: FastifyRequest): string {
+  const principal = request.principal;
+  return principal ? `token:${principal.sub}:${principal.tokenHash}` : `ip:${request.ip}`;
+}

@@ -1,0 +1,84 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { projectionStatus } from '../../../projections/index.ts';
+import type { Runtime } from '../../app/runtime.ts';
+import { pingDatabase } from '../../db/database.ts';
+import { RETRY_AFTER_SECONDS } from '../errors.ts';
+
+/** A readiness probe answers quickly, whatever hangs behind it. */
+const CHECK_TIMEOUT_MS = 2_000;
+
+const tags = ['operations'];
+
+const Dependency = z.object({ status: z.enum(['up', 'down']), error: z.string().optional() });
+const Readiness = z
+  .object({
+    status: z.enum(['ready', 'unavailable']),
+    eventStore: Dependency,
+    database: Dependency,
+    projections: z.array(z.object({ name: z.string(), lag: z.number().int().describe('events behind'), lagSeconds: z.number(), state: z.string() })),
+  })
+  .meta({ id: 'Readiness' });
+
+function withTimeout<T>(work: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+async function check(work: () => Promise<unknown>, what: string): Promise<z.infer<typeof Dependency>> {
+  try {
+    await withTimeout(work(), what);
+    return { status: 'up' };
+  } catch (error) {
+    return { status: 'down', error: error instanceof Error ? error.message.slice(0, 200) : String(error) };
+  }
+}
+
+/** Liveness, readiness and metrics: public, never rate limited. */
+export const operationsRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (app, { runtime }) => {
+  const open = { operation: 'public', rateLimit: false } as const;
+
+  app.get(
+    '/health/live',
+    { config: open, schema: { tags, summary: '200 while the process runs', response: { 200: z.object({ status: z.literal('ok') }) } } },
+    async () => ({ status: 'ok' as const }),
+  );
+
+  app.get(
+    '/health/ready',
+    {
+      config: open,
+      schema: { tags, summary: '200 when the event store and the database answer, else 503; with each projection\'s lag', response: { 200: Readiness, 503: Readiness } },
+    },
+    async (_request, reply) => {
+      const [eventStore, database] = await Promise.all([
+        check(() => runtime.store.ping(), 'the event store'),
+        check(() => pingDatabase(runtime.database), 'the database'),
+      ]);
+      const projections =
+        eventStore.status === 'up' && database.status === 'up'
+          ? await withTimeout(projectionStatus(runtime.database, runtime.store), 'projection status').catch(() => [])
+          : [];
+      const ready = eventStore.status === 'up' && database.status === 'up';
+      if (!ready) reply.code(503).header('retry-after', String(RETRY_AFTER_SECONDS));
+      return {
+        status: ready ? ('ready' as const) : ('unavailable' as const),
+        eventStore,
+        database,
+        projections: projections.map((projection) => ({ name: projection.name, lag: projection.lag, lagSeconds: projection.lagSeconds, state: projection.state })),
+      };
+    },
+  );
+
+  app.get(
+    '/metrics',
+    { config: open, schema: { tags, summary: 'Prometheus metrics (text exposition format)' } },
+    async (_request, reply) => {
+      reply.type(runtime.metrics.registry.contentType);
+      return runtime.metrics.registry.metrics();
+    },
+  );
+};
