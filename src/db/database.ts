@@ -47,6 +47,10 @@ export function openPostgres(connectionString: string, options: PostgresOptions 
   });
   // A dropped idle connection is replaced by the pool; without a handler it would crash the process.
   pool.on('error', () => {});
+  // A connection dropped while checked out both fails its query and emits 'error' on the client,
+  // which the pool only listens to while the client is idle: without this, a restart of the server
+  // during a query is an uncaught exception. The failed query still rejects to its caller.
+  pool.on('connect', (client) => client.on('error', () => {}));
   const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
   const sessions = new Set<pg.Client>();
   const newSession = async (): Promise<pg.Client> => {
