@@ -31,7 +31,7 @@ interface EventRow {
   type: string;
   data: Record<string, unknown>;
   metadata: Record<string, unknown>;
-  created_at: Date;
+  created_at: string;
 }
 
 /** The group a stream belongs to: its name up to the first dot (`incident-{orgId}.`), so org feeds use an index. */
@@ -52,7 +52,7 @@ function toRecorded(row: EventRow): RecordedEvent {
     streamName: row.stream_name,
     version: Number(row.version),
     position: formatPosition(BigInt(row.tx_id), BigInt(row.global_seq)),
-    createdAt: new Date(row.created_at).toISOString(),
+    createdAt: row.created_at,
     data: row.data,
     metadata: row.metadata,
   };
@@ -162,7 +162,8 @@ export class PostgresEventStore implements EventStore {
         'type',
         sql<Record<string, unknown>>`data`.as('data'),
         sql<Record<string, unknown>>`metadata`.as('metadata'),
-        'created_at',
+        // ISO text straight from the server: no Date to parse and format again per event.
+        sql<string>`to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`.as('created_at'),
       ]);
   }
 
