@@ -48,6 +48,9 @@ program
       }
       stopping = true;
       log.info('%s: finishing in-flight requests, then stopping the projections at a checkpoint', signal);
+      // In-flight requests wait at most CONSISTENCY_TIMEOUT_MS for the read models; a socket still
+      // open well after that belongs to a client that left, and must not hold the process up.
+      setTimeout(() => app?.server.closeAllConnections(), config.consistencyTimeoutMs + 5000).unref();
       try {
         await app?.close();
         await runtime.close();

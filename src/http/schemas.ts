@@ -66,7 +66,8 @@ export const AddTagBody = z.object({ tag: Tag });
 export const LinkTicketBody = z.object({
   system: name(50).describe('the ticketing system, e.g. JIRA'),
   key: name(200),
-  url: z.url().max(2000).optional(),
+  // Only web links: a javascript: or file: URL rendered as a link would be stored XSS.
+  url: z.url({ protocol: /^https?$/ }).max(2000).optional(),
 });
 export const RecordActionBody = z.object({
   actionKind: ClientActionKind,
@@ -120,7 +121,7 @@ const IfMatch = z
 /** Headers every write understands; any other header passes through untouched. */
 export const WriteHeaders = z.looseObject({
   'if-match': IfMatch.optional().describe('the version the change applies to: 412 if the incident is at another'),
-  'idempotency-key': z.string().min(1).max(255).optional().describe('replays the first response for the same request'),
+  'idempotency-key': z.string().min(1).max(255).refine((key) => !/\p{Cc}/u.test(key), 'must not contain control characters').optional().describe('replays the first response for the same request'),
   prefer: z.string().optional().describe('respond-async: answer 202 without waiting for the read models'),
 });
 export const CreateHeaders = WriteHeaders.omit({ 'if-match': true });
