@@ -7,7 +7,7 @@ import { INCIDENT_STREAM_PREFIX, toProjectedEvent, type Projector } from './proj
 import { applyEvents } from './rows.ts';
 
 /** Events per replay transaction. */
-const REPLAY_BATCH = 1000;
+const REPLAY_BATCH = 5000;
 
 export type RebuildProgress = (done: number, total: number) => void;
 
@@ -75,7 +75,7 @@ export async function rebuildWhileLive(live: LiveProjection, onProgress: Rebuild
   try {
     await sql`drop table if exists ${sql.table(scratch)}`.execute(db);
     await sql`create table ${sql.table(scratch)} (like ${sql.table(projector.table)} including all)`.execute(db);
-    total = await countEvents(store, null);
+    total = await store.countEvents({ streamPrefix: INCIDENT_STREAM_PREFIX });
     await db.updateTable('projection_checkpoints').set({ state: 'rebuilding', rebuild_done: 0, rebuild_total: total }).where('name', '=', name).execute();
     onProgress(0, total);
 
@@ -149,15 +149,3 @@ export async function swapTables(db: Kysely<Schema>, table: string, scratch: str
   }
 }
 
-/** Events of the incident streams after `position`, counted by reading them, up to `limit`. */
-export async function countEvents(store: EventStore, position: string | null, limit = Number.POSITIVE_INFINITY): Promise<number> {
-  let count = 0;
-  let from = position;
-  while (count < limit) {
-    const page = await store.readAll({ fromPosition: from, streamPrefix: INCIDENT_STREAM_PREFIX, limit: Math.min(5000, limit - count) });
-    count += page.length;
-    if (page.length === 0) break;
-    from = page.at(-1)!.position;
-  }
-  return count;
-}

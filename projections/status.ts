@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Database } from '../src/db/database.ts';
-import { comparePositions, type EventStore, type RecordedEvent } from '../src/eventstore/port.ts';
+import type { EventStore } from '../src/eventstore/port.ts';
 import { PROJECTION_NAMES, PROJECTORS } from './catalog.ts';
 import { REBUILD_CHANNEL, announce } from './notices.ts';
 import { INCIDENT_STREAM_PREFIX } from './projector.ts';
@@ -50,19 +50,19 @@ export async function requestRebuild(database: Database, name: string): Promise<
 export async function projectionStatus(database: Database, store: EventStore): Promise<ProjectionStatus[]> {
   const rows = await database.db.selectFrom('projection_checkpoints').selectAll().where('name', 'in', PROJECTION_NAMES).execute();
   const byName = new Map(rows.map((row) => [row.name, row]));
-  const slowest = PROJECTION_NAMES.map((name) => byName.get(name)?.position ?? null).reduce((a, b) => (comparePositions(a, b) <= 0 ? a : b));
-  const unprojected = await readAfter(store, slowest);
   const now = Date.now();
   return Promise.all(
     PROJECTION_NAMES.map(async (name): Promise<ProjectionStatus> => {
       const row = byName.get(name);
       const position = row?.position ?? null;
-      const behind = unprojected.filter((event) => comparePositions(event.position, position) > 0);
-      const oldest = behind[0];
+      const [lag, [oldest]] = await Promise.all([
+        store.countEvents({ fromPosition: position, streamPrefix: INCIDENT_STREAM_PREFIX, limit: LAG_COUNT_LIMIT }),
+        store.readAll({ fromPosition: position, streamPrefix: INCIDENT_STREAM_PREFIX, limit: 1 }),
+      ]);
       return {
         name,
         position,
-        lag: behind.length,
+        lag,
         lagSeconds: oldest ? Math.max(0, (now - Date.parse(oldest.createdAt)) / 1000) : 0,
         state: stateOf(row?.state ?? 'idle', await isLed(database, name), localRole(database, name)),
         lastError: row?.last_error ?? null,
@@ -92,14 +92,3 @@ async function isLed(database: Database, name: string): Promise<boolean> {
   return false;
 }
 
-async function readAfter(store: EventStore, position: string | null): Promise<RecordedEvent[]> {
-  const events: RecordedEvent[] = [];
-  let from = position;
-  while (events.length < LAG_COUNT_LIMIT) {
-    const page = await store.readAll({ fromPosition: from, streamPrefix: INCIDENT_STREAM_PREFIX, limit: Math.min(1000, LAG_COUNT_LIMIT - events.length) });
-    if (page.length === 0) break;
-    events.push(...page);
-    from = page.at(-1)!.position;
-  }
-  return events;
-}

@@ -65,24 +65,17 @@ export async function projectionRebuild(url: string, incidents: number): Promise
   const store = new PostgresEventStore(database);
   try {
     const events = await seedEventLog(database, incidents);
-    // First the live workers project the whole log from nothing (a fresh deployment catching up)…
+    // The live projections stand at the head with empty tables (as if caught up), so the rebuild
+    // replays the whole log into fresh tables and swaps them in.
     const head = (await store.headPosition())!;
-    const catchUpStarted = performance.now();
-    const workers = startProjectionWorkers({ database, store });
-    const progress = new ProjectionProgress(database);
-    let catchUpSeconds: number;
-    let rebuildSeconds: number;
-    try {
-      if (!(await progress.waitFor(head, 600_000))) throw new Error('projections did not catch up');
-      catchUpSeconds = (performance.now() - catchUpStarted) / 1000;
-      // …then an operator rebuilds all of them at once while they keep serving.
-      const started = performance.now();
-      await Promise.all(PROJECTION_NAMES.map((name) => rebuildProjection({ database, store, name })));
-      rebuildSeconds = (performance.now() - started) / 1000;
-    } finally {
-      await progress.stop();
-      await workers.stop();
-    }
+    await database.db
+      .insertInto('projection_checkpoints')
+      .values(PROJECTION_NAMES.map((name) => ({ name, position: head, state: 'idle' })))
+      .execute();
+    // No workers run here: each rebuild leads its projection for the while (live side included).
+    const started = performance.now();
+    await Promise.all(PROJECTION_NAMES.map((name) => rebuildProjection({ database, store, name })));
+    const rebuildSeconds = (performance.now() - started) / 1000;
 
     const bulkStarted = performance.now();
     for (const table of READ_MODEL_TABLES) {
@@ -93,13 +86,6 @@ export async function projectionRebuild(url: string, incidents: number): Promise
     const { rows } = await sql<{ n: string }>`select (select count(*) from incidents) + (select count(*) from incident_signals) + (select count(*) from incident_actions) + (select count(*) from incident_slo_violations) as n`.execute(database.db);
     const baseline = { label: 'bulk INSERT … SELECT of the same rows, as events/s', value: events / bulkSeconds };
     return [
-      {
-        scenario: 'projections',
-        metric: `live catch-up of all ${PROJECTION_NAMES.length} projections from ${events.toLocaleString('en')} events`,
-        value: events / catchUpSeconds,
-        unit: 'events/s',
-        baseline,
-      },
       {
         scenario: 'projections',
         metric: `rebuild of all ${PROJECTION_NAMES.length} projections from ${events.toLocaleString('en')} events (${Number(rows[0]!.n).toLocaleString('en')} rows)`,

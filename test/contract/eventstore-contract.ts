@@ -183,6 +183,9 @@ export function describeEventStoreContract(name: string, open: () => Promise<Ope
       const again = await store.readAll({ fromPosition: all[3]!.position, streamPrefix: `incident-${org}.`, limit: 100 });
       expect(again.map((e) => e.eventId)).toEqual(all.slice(4).map((e) => e.eventId));
       expect(await store.headPosition(`incident-${org}.`)).toBe(all.at(-1)!.position);
+      expect(await store.countEvents({ streamPrefix: `incident-${org}.` })).toBe(10);
+      expect(await store.countEvents({ fromPosition: all[3]!.position, streamPrefix: `incident-${org}.` })).toBe(6);
+      expect(await store.countEvents({ streamPrefix: `incident-${org}.`, limit: 4 })).toBe(4);
     });
 
     it('subscribes: catches up, goes live, and resumes from a checkpoint without gaps or repeats', async () => {

@@ -164,6 +164,18 @@ export class EventStoreDbEventStore implements EventStore {
     return events;
   }
 
+  async countEvents(options: { fromPosition?: string | null; streamPrefix?: string; limit?: number }): Promise<number> {
+    const from = options.fromPosition ?? null;
+    const limit = options.limit ?? Number.POSITIVE_INFINITY;
+    let count = 0;
+    if (limit <= 0) return 0;
+    await this.scanAll({ fromPosition: toReadPosition(from), direction: FORWARDS }, (event, position) => {
+      if (isAfter(position, from) && isWanted(event.streamId, event.type, options.streamPrefix)) count++;
+      return count < limit;
+    });
+    return count;
+  }
+
   async headPosition(streamPrefix?: string): Promise<string | null> {
     let head: string | null = null;
     // System events are skipped: a subscription never delivers them, so a head that counted them

@@ -1,4 +1,5 @@
-import { sql } from 'kysely';
+import { sql, type SelectQueryBuilder } from 'kysely';
+import type { Schema } from '../../db/schema.ts';
 import { isDatabaseUnavailable, type Database } from '../../db/database.ts';
 import {
   EventStoreUnavailable,
@@ -134,20 +135,32 @@ export class PostgresEventStore implements EventStore {
     return rows.map(toRecorded);
   }
 
+  async countEvents(options: { fromPosition?: string | null; streamPrefix?: string; limit?: number }): Promise<number> {
+    const { rows } = await this.guard(() =>
+      sql<{ n: string }>`select count(*) as n from (${this.committedAfter(this.db.selectFrom('its_events').select(sql`1`.as('one')), options.fromPosition ?? null, options.streamPrefix).limit(options.limit ?? Number.MAX_SAFE_INTEGER)}) as counted`.execute(this.db),
+    );
+    return Number(rows[0]!.n);
+  }
+
   /** Events after `after`, only from transactions older than every one still running. */
   private readCommitted(after: string | null, streamPrefix: string | undefined, limit: number) {
-    let query = this.selectEvents().where(sql<boolean>`tx_id < pg_snapshot_xmin(pg_current_snapshot())`);
+    return this.committedAfter(this.selectEvents(), after, streamPrefix).orderBy('tx_id').orderBy('global_seq').limit(limit).execute();
+  }
+
+  private committedAfter<Q extends SelectQueryBuilder<Schema, 'its_events', object>>(select: Q, after: string | null, streamPrefix: string | undefined): Q {
+    let query = select.where(sql<boolean>`tx_id < pg_snapshot_xmin(pg_current_snapshot())`) as Q;
     if (after !== null) {
       const [tx, seq] = parsePosition(after);
-      query = query.where(sql<boolean>`(tx_id, global_seq) > (${tx.toString()}::xid8, ${seq.toString()}::bigint)`);
+      query = query.where(sql<boolean>`(tx_id, global_seq) > (${tx.toString()}::xid8, ${seq.toString()}::bigint)`) as Q;
     }
     if (streamPrefix !== undefined) {
-      query =
+      query = (
         streamGroup(streamPrefix) === streamPrefix && streamPrefix.endsWith('.')
           ? query.where('stream_group', '=', streamPrefix)
-          : query.where('stream_name', 'like', likePrefix(streamPrefix));
+          : query.where('stream_name', 'like', likePrefix(streamPrefix))
+      ) as Q;
     }
-    return query.orderBy('tx_id').orderBy('global_seq').limit(limit).execute();
+    return query;
   }
 
   private selectEvents() {
