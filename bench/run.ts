@@ -45,6 +45,10 @@ for (const [name, scenario] of Object.entries(scenarios)) {
   process.stderr.write(`bench: ${name}…\n`);
   try {
     rows.push(...(await scenario(scratch.url)));
+  } catch (error) {
+    // One broken scenario must not cost the figures of the others.
+    process.stderr.write(`bench: ${name} failed: ${error instanceof Error ? error.stack : String(error)}\n`);
+    rows.push({ scenario: name, metric: `FAILED: ${error instanceof Error ? error.message : String(error)}`, value: Number.NaN, unit: '' });
   } finally {
     await scratch.drop();
   }

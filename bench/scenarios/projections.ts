@@ -60,7 +60,8 @@ async function seedEventLog(database: Database, incidents: number): Promise<numb
 
 /** Rebuild of every projection from a large log, beside bulk-inserting the rows it produced. */
 export async function projectionRebuild(url: string, incidents: number): Promise<BenchRow[]> {
-  const database = openPostgres(url);
+  // Seeding a million events is one long statement.
+  const database = openPostgres(url, { statementTimeoutMs: 0 });
   await migrateToLatest(database.db);
   const store = new PostgresEventStore(database);
   try {
