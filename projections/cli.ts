@@ -56,17 +56,17 @@ export async function runRebuildCommand(runtime: ProjectionCliRuntime, names: st
     try {
       try {
         await rebuildProjection({ database: runtime.database, store: runtime.store, name, onProgress: progress.update, logger: runtime.logger });
-        progress.finish(`${name}: rebuilt`);
+        progress.finish(`${name}: rebuilt`, true);
       } catch (error) {
         if (!(error instanceof ProjectionBusy)) throw error;
         progress.note(`${name}: another process leads it; asked it to rebuild`);
         const outcome = await requestAndFollow(runtime.database, name, progress.update);
         if (outcome !== null) throw new Error(outcome);
-        progress.finish(`${name}: rebuilt by its leader`);
+        progress.finish(`${name}: rebuilt by its leader`, true);
       }
     } catch (error) {
       failures++;
-      progress.finish(`${name}: rebuild failed: ${error instanceof Error ? error.message : String(error)}`);
+      progress.finish(`${name}: rebuild failed: ${error instanceof Error ? error.message : String(error)}`, false);
     }
   }
   if (failures > 0) process.exitCode = 1;
@@ -97,33 +97,35 @@ async function requestAndFollow(database: Database, name: string, onProgress: (d
 interface ProgressReporter {
   update(done: number, total: number): void;
   note(message: string): void;
-  finish(message: string): void;
+  finish(message: string, succeeded: boolean): void;
 }
 
 /** A progress bar on a terminal; elsewhere (logs, CI) a plain line at most once a second. */
 function progressReporter(name: string): ProgressReporter {
   const startedAt = performance.now();
   const rate = (done: number) => Math.round(done / Math.max(0.001, (performance.now() - startedAt) / 1000));
+  const eta = (done: number, total: number) => (done >= total ? '0s' : rate(done) > 0 ? `${Math.ceil((total - done) / rate(done))}s` : '?');
   if (process.stdout.isTTY) {
-    const bar = new SingleBar(
-      { format: `${name.padEnd(16)} [{bar}] {value}/{total} events | {rate} events/s | ETA {eta_formatted}`, hideCursor: true, etaBuffer: 50 },
-      Presets.shades_classic,
-    );
+    const bar = new SingleBar({ format: `${name.padEnd(16)} [{bar}] {value}/{total} events | {rate} events/s | ETA {remaining}`, hideCursor: true }, Presets.shades_classic);
     let started = false;
     return {
       update(done, total) {
         if (!started) {
-          bar.start(total, done, { rate: 0 });
+          bar.start(total, done, { rate: 0, remaining: '?' });
           started = true;
         }
         bar.setTotal(total);
-        bar.update(done, { rate: rate(done) });
+        bar.update(done, { rate: rate(done), remaining: eta(done, total) });
       },
       note(message) {
         if (!started) process.stdout.write(`${message}\n`);
       },
-      finish(message) {
-        if (started) bar.stop();
+      finish(message, succeeded) {
+        if (started) {
+          // The live side may have taken the last stretch: a success ends full.
+          if (succeeded) bar.update(bar.getTotal(), { remaining: '0s' });
+          bar.stop();
+        }
         process.stdout.write(`${message}\n`);
       },
     };
@@ -134,9 +136,7 @@ function progressReporter(name: string): ProgressReporter {
       const now = performance.now();
       if (now - lastLine < 1000 && done < total) return;
       lastLine = now;
-      const perSecond = rate(done);
-      const eta = perSecond > 0 ? `${Math.ceil((total - done) / perSecond)}s` : '?';
-      process.stdout.write(`${name}: ${done}/${total} events (${total > 0 ? Math.floor((100 * done) / total) : 100}%), ${perSecond} events/s, ETA ${eta}\n`);
+      process.stdout.write(`${name}: ${done}/${total} events (${total > 0 ? Math.floor((100 * done) / total) : 100}%), ${rate(done)} events/s, ETA ${eta(done, total)}\n`);
     },
     note(message) {
       process.stdout.write(`${message}\n`);

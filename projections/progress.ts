@@ -9,7 +9,8 @@ import { PROGRESS_CHANNEL, listenForNotices } from './notices.ts';
  */
 export class ProjectionProgress {
   private readonly positions = new Map<string, string>();
-  private readonly waiters = new Set<() => void>();
+  /** Each pending wait: checks its position, or settles it. */
+  private readonly waiters = new Map<() => void, (reached: boolean) => void>();
   private starting: Promise<void> | null = null;
   private unlisten: (() => Promise<void>) | null = null;
 
@@ -50,7 +51,7 @@ export class ProjectionProgress {
     // Notices from several processes can arrive out of order: a checkpoint only moves forward.
     if (comparePositions(position, this.positions.get(name) ?? null) <= 0) return;
     this.positions.set(name, position);
-    for (const waiter of [...this.waiters]) waiter();
+    for (const check of [...this.waiters.keys()]) check();
   }
 
   /** True when every projection's checkpoint is at or past `position`. */
@@ -72,12 +73,13 @@ export class ProjectionProgress {
         if (this.reached(position)) settle(true);
       };
       const timer = setTimeout(() => settle(false), timeoutMs);
-      this.waiters.add(check);
+      this.waiters.set(check, settle);
     });
   }
 
-  /** Stops listening; pending waits still end at their timeout. */
+  /** Stops listening; pending waits answer false at once. */
   async stop(): Promise<void> {
+    for (const settle of [...this.waiters.values()]) settle(false);
     const starting = this.starting;
     this.starting = null;
     await starting?.catch(() => {});

@@ -3,6 +3,7 @@ import { pino, type Logger } from 'pino';
 import type { Database, SessionLock } from '../src/db/database.ts';
 import { comparePositions, type EventStore, type RecordedEvent } from '../src/eventstore/port.ts';
 import { PROGRESS_CHANNEL, REBUILD_CHANNEL, announce, listenForNotices } from './notices.ts';
+import { ProjectionProgress } from './progress.ts';
 import { INCIDENT_STREAM_PREFIX, toProjectedEvent, type Projector } from './projector.ts';
 import { LeadershipLost, Stopped, rebuildWhileLive, type LiveProjection, type RebuildProgress } from './rebuild.ts';
 import { applyEvents, ensureCheckpoint } from './rows.ts';
@@ -153,14 +154,23 @@ export async function rebuildWithLeader(options: RunnerOptions & { projector: Pr
   const lock = await database.tryLock(lockName(projector.name));
   if (!lock) throw new ProjectionBusy(projector.name);
   const stopping = new AbortController();
-  const leading = lead(context, projector, lock, stopping.signal);
+  // Handled at once: the temporary leader may fail while the rebuild is still being awaited.
+  const leading = lead(context, projector, lock, stopping.signal).catch((error: unknown) => logger.error({ projection: projector.name, err: error }, 'temporary leader failed'));
+  const progress = new ProjectionProgress(database, [projector.name]);
   try {
     const leader = rolesOf(database).get(projector.name);
     if (!(leader instanceof ProjectionLeader)) throw new Error(`could not lead ${projector.name}`);
     await leader.rebuild(options.onProgress);
+    // Nobody else leads it: catch up with the log before letting go, so "rebuilt" means current.
+    const head = await context.store.headPosition(INCIDENT_STREAM_PREFIX);
+    // In slices, so a live side that fails or loses the lock does not hold the caller forever.
+    while (head !== null && !(await progress.waitFor(head, 1000))) {
+      if (leader.signal.aborted || leader.liveState() === 'failed') break;
+    }
   } finally {
+    await progress.stop();
     stopping.abort();
-    await leading.catch((error: unknown) => logger.error({ projection: projector.name, err: error }, 'temporary leader failed'));
+    await leading;
     await lock.release().catch(() => {});
   }
 }
@@ -222,15 +232,17 @@ class ProjectionLeader implements LiveProjection {
     }
     this.serveRebuildRequest();
     try {
-      for (let attempt = 0; !this.signal.aborted; attempt++) {
+      let failures = 0;
+      while (!this.signal.aborted) {
         const before = this.position;
         try {
           await this.follow();
         } catch (error) {
           if (error instanceof LeadershipLost || error instanceof Stopped) throw error;
-          if (before !== this.position) attempt = 0;
+          // Back off while it keeps failing in the same place; start over once it made progress.
+          failures = comparePositions(before, this.position) === 0 ? failures + 1 : 1;
           this.logger.warn({ err: error }, 'subscription dropped; resuming from the checkpoint');
-          await sleep(Math.min(5000, 250 * 2 ** attempt), this.signal);
+          await sleep(Math.min(5000, 250 * 2 ** (failures - 1)), this.signal);
         }
       }
     } catch (error) {

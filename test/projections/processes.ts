@@ -1,5 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { sql } from 'kysely';
+import { expect } from 'vitest';
+import type { Database } from '../../src/db/database.ts';
+import type { PlannedAppend } from './fixtures.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const script = fileURLToPath(new URL('./worker-process.ts', import.meta.url));
@@ -75,4 +79,20 @@ export function spawnWorker(url: string, batchSize: number): WorkerProcess {
       return exited;
     },
   };
+}
+
+/** Each named projection's events_processed. */
+export async function eventsProcessed(database: Database, names: readonly string[]): Promise<Record<string, number>> {
+  const rows = await database.db.selectFrom('projection_checkpoints').select(['name', 'events_processed']).where('name', 'in', names).execute();
+  return Object.fromEntries(names.map((name) => [name, Number(rows.find((row) => row.name === name)?.events_processed ?? 0)]));
+}
+
+/** The audit projection applied each of the log's events exactly once, and every projection counted each once. */
+export async function expectEachEventAppliedOnce(database: Database, log: readonly PlannedAppend[], names: readonly string[], processedBefore: Record<string, number>): Promise<void> {
+  const ids = log.flatMap((append) => append.events.map((event) => event.eventId));
+  const { rows } = await sql<{ events: string; least: number; most: number }>`
+    select count(*) as events, min(applied) as least, max(applied) as most from projection_audit where event_id = any(${ids}::text[])`.execute(database.db);
+  expect(rows[0]).toEqual({ events: String(ids.length), least: 1, most: 1 });
+  const after = await eventsProcessed(database, names);
+  expect(Object.fromEntries(names.map((name) => [name, after[name]! - processedBefore[name]!]))).toEqual(Object.fromEntries(names.map((name) => [name, ids.length])));
 }

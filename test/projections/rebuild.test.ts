@@ -62,8 +62,11 @@ describe(`rebuilding projections while they serve, on ${databaseLabel}`, () => {
 
     const readers = keepReading(orgs);
     const progress: [number, number][] = [];
-    await Promise.all(PROJECTION_NAMES.map((name) => rebuildProjection({ database: test.database, store, name, onProgress: (done, total) => progress.push([done, total]) })));
-    await readers.stop();
+    try {
+      await Promise.all(PROJECTION_NAMES.map((name) => rebuildProjection({ database: test.database, store, name, onProgress: (done, total) => progress.push([done, total]) })));
+    } finally {
+      await readers.stop();
+    }
 
     expect(readers.errors).toEqual([]);
     const expected = Object.fromEntries(tables.map((table) => [table, before[table]!.split('\n').filter((line) => orgs.some((org) => line.includes(org))).length]));
