@@ -44,7 +44,10 @@ for (const [name, scenario] of Object.entries(scenarios)) {
   const scratch = await scratchDatabase(serverUrl);
   process.stderr.write(`bench: ${name}…\n`);
   try {
-    rows.push(...(await scenario(scratch.url)));
+    const figures = await scenario(scratch.url);
+    rows.push(...figures);
+    // Each scenario's rows as soon as they exist, so a long run shows progress.
+    process.stderr.write(`${table(figures)}\n\n`);
   } catch (error) {
     // One broken scenario must not cost the figures of the others.
     process.stderr.write(`bench: ${name} failed: ${error instanceof Error ? error.stack : String(error)}\n`);
