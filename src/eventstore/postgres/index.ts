@@ -144,7 +144,8 @@ export class PostgresEventStore implements EventStore {
 
   /** Events after `after`, only from transactions older than every one still running. */
   private readCommitted(after: string | null, streamPrefix: string | undefined, limit: number) {
-    return this.committedAfter(this.selectEvents(), after, streamPrefix).orderBy('tx_id').orderBy('global_seq').limit(limit).execute();
+    // Order by the column, not the select list's text alias of it: as text, '1000' < '902'.
+    return this.committedAfter(this.selectEvents(), after, streamPrefix).orderBy(sql`its_events.tx_id`).orderBy(sql`its_events.global_seq`).limit(limit).execute();
   }
 
   private committedAfter<Q extends SelectQueryBuilder<Schema, 'its_events', object>>(select: Q, after: string | null, streamPrefix: string | undefined): Q {
@@ -253,7 +254,7 @@ export class PostgresEventStore implements EventStore {
       if (streamPrefix !== undefined) {
         query = query.where('stream_name', 'like', likePrefix(streamPrefix));
       }
-      return query.orderBy('tx_id', 'desc').orderBy('global_seq', 'desc').limit(1).execute();
+      return query.orderBy(sql`its_events.tx_id desc`).orderBy(sql`its_events.global_seq desc`).limit(1).execute();
     });
     const row = rows[0];
     return row ? formatPosition(BigInt(row.tx_id), BigInt(row.global_seq)) : null;
