@@ -21,9 +21,18 @@ export interface WorkerProcess {
   kill(signal: NodeJS.Signals): Promise<number | null>;
 }
 
+const running = new Set<ChildProcess>();
+
+/** Kills every worker still running: for afterAll, so a test that times out leaves no process behind. */
+export function killAllWorkers(): void {
+  for (const child of running) child.kill('SIGKILL');
+}
+
 /** Starts `worker-process.ts` on the server database at `url`. */
 export function spawnWorker(url: string, batchSize: number): WorkerProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', script, url, String(batchSize)], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   const lines: Record<string, unknown>[] = [];
   const waiters = new Set<() => void>();
   let buffered = '';

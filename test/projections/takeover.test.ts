@@ -4,7 +4,7 @@ import { PostgresEventStore } from '../../src/eventstore/postgres/index.ts';
 import { PROJECTION_NAMES } from '../../projections/index.ts';
 import { openTestDatabase, serverUrl, type TestDatabase } from '../support/database.ts';
 import { appendLog, countEvents, createAuditTable, generateLog, waitForCheckpoints } from './fixtures.ts';
-import { eventsProcessed, expectEachEventAppliedOnce, spawnWorker } from './processes.ts';
+import { eventsProcessed, expectEachEventAppliedOnce, killAllWorkers, spawnWorker } from './processes.ts';
 
 const ALL = [...PROJECTION_NAMES, 'audit'];
 if (!serverUrl) console.warn('projection takeover test: SKIPPED (DATABASE_URL is not set; PGlite cannot be shared between processes)');
@@ -18,6 +18,7 @@ describe.skipIf(!serverUrl)('two projection worker processes', () => {
     await createAuditTable(test.database);
   });
   afterAll(async () => {
+    killAllWorkers();
     await test?.cleanup();
   });
 
