@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresEventStore, streamGroup } from '../../src/eventstore/postgres/index.ts';
-import type { RecordedEvent } from '../../src/eventstore/port.ts';
 import { untilVisible } from './eventstore-contract.ts';
+import { collect } from '../support/subscriber.ts';
 import { openTestDatabase, serverUrl, type TestDatabase } from '../support/database.ts';
 
 const event = (type: string) => ({ eventId: randomUUID(), type, data: {}, metadata: { schemaVersion: 1 } });
@@ -26,20 +26,8 @@ describe.skipIf(!serverUrl)('PostgreSQL event store: an append that commits late
     const prefix = `incident-gap${randomUUID().slice(0, 8)}.`;
     await store.append(`${prefix}inc_a`, [event('A')], 'no_stream');
 
-    const controller = new AbortController();
-    const received: RecordedEvent[] = [];
-    let onEvent = () => {};
-    const subscription = (async () => {
-      for await (const recorded of store.subscribe({ streamPrefix: prefix, signal: controller.signal })) {
-        received.push(recorded);
-        onEvent();
-      }
-    })();
-    const until = (count: number) =>
-      new Promise<void>((resolve) => {
-        onEvent = () => received.length >= count && resolve();
-        onEvent();
-      });
+    const subscriber = collect(store, prefix);
+    const { received, until } = subscriber;
     await until(1);
 
     // Hold B's append open: it has taken its transaction id and position, but not committed.
@@ -61,8 +49,7 @@ describe.skipIf(!serverUrl)('PostgreSQL event store: an append that commits late
     await held.query('commit');
     await held.end();
     await until(4);
-    controller.abort();
-    await subscription;
+    await subscriber.stop();
 
     expect(received.map((e) => e.type)).toEqual(['A', 'B', 'C1', 'C2']);
     const log = await store.readAll({ streamPrefix: prefix, limit: 10 });

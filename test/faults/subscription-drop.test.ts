@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPostgres, type Database } from '../../src/db/database.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
 import { PostgresEventStore } from '../../src/eventstore/postgres/index.ts';
-import type { RecordedEvent } from '../../src/eventstore/port.ts';
+import { collect } from '../support/subscriber.ts';
 import { postgresBinDir, startDedicatedPostgres, type DedicatedPostgres } from '../support/postgres-instance.ts';
 
 const hasBinaries = postgresBinDir() !== null;
@@ -29,20 +29,8 @@ describe.skipIf(!hasBinaries)('a subscriber whose database connection drops mid-
     const append = (i: number) => store.append(`${prefix}inc_${i}`, [{ eventId: randomUUID(), type: 'N', data: { i }, metadata: {} }], 'no_stream');
     for (let i = 0; i < 50; i++) await append(i);
 
-    const controller = new AbortController();
-    const received: RecordedEvent[] = [];
-    let onEvent = () => {};
-    const subscription = (async () => {
-      for await (const recorded of store.subscribe({ streamPrefix: prefix, signal: controller.signal })) {
-        received.push(recorded);
-        onEvent();
-      }
-    })();
-    const until = (count: number) =>
-      new Promise<void>((resolve) => {
-        onEvent = () => received.length >= count && resolve();
-        onEvent();
-      });
+    const subscriber = collect(store, prefix);
+    const { received, until } = subscriber;
     await until(50);
 
     await server.stop('immediate');
@@ -59,8 +47,7 @@ describe.skipIf(!hasBinaries)('a subscriber whose database connection drops mid-
       }
     }
     await until(100);
-    controller.abort();
-    await subscription;
+    await subscriber.stop();
     expect(received.map((e) => e.data.i)).toEqual(Array.from({ length: 100 }, (_, i) => i));
   }, 60_000);
 });
