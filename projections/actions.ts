@@ -1,19 +1,9 @@
+import type { ActionsTable } from '../src/db/schema.ts';
 import type { TimelineActionKind } from '../src/domain/incident/events.ts';
-import { UnprojectableEvent, type ProjectedEvent, type Projector } from './projector.ts';
+import { UnprojectableEvent, type ProjectedEvent, type ProjectedRow, type Projector } from './projector.ts';
 
 /** A row of `incident_actions`: the incident's timeline. */
-export type ActionRow = {
-  org_id: string;
-  incident_id: string;
-  id: string;
-  action_kind: string;
-  label: string;
-  details: string | null;
-  actor_type: string;
-  actor_ref: string;
-  ts: string;
-  version: number;
-};
+export type ActionRow = ProjectedRow<ActionsTable>;
 
 interface TimelineEntry {
   id: string;

@@ -1,35 +1,9 @@
-import type { ExternalRef } from '../src/db/schema.ts';
+import type { IncidentsTable } from '../src/db/schema.ts';
 import type { Severity } from '../src/domain/incident/events.ts';
-import { UnprojectableEvent, type ProjectedEvent, type Projector } from './projector.ts';
+import { UnprojectableEvent, type ProjectedEvent, type ProjectedRow, type Projector } from './projector.ts';
 
 /** A row of `incidents`. */
-export type IncidentRow = {
-  org_id: string;
-  id: string;
-  project_id: string;
-  title: string;
-  description: string | null;
-  service_name: string;
-  status: string;
-  severity: string;
-  severity_rank: number;
-  environment: string;
-  detected_by: string | null;
-  primary_signal_id: string | null;
-  runbook_path: string | null;
-  external_refs: ExternalRef[];
-  correlation_keys: string[];
-  tags: string[];
-  created_by_type: string;
-  created_by_ref: string;
-  created_at: string;
-  updated_at: string;
-  acknowledged_at: string | null;
-  mitigated_at: string | null;
-  resolved_at: string | null;
-  cancelled_at: string | null;
-  version: number;
-};
+export type IncidentRow = ProjectedRow<IncidentsTable>;
 
 /** SEV1 sorts first. */
 const SEVERITY_RANK: Record<Severity, number> = { SEV1: 1, SEV2: 2, SEV3: 3, SEV4: 4 };

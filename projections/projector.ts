@@ -1,3 +1,4 @@
+import type { Selectable } from 'kysely';
 import { eventMetadataSchema, parseEvent, type EventMetadata, type IncidentEvent } from '../src/domain/incident/events.ts';
 import { parseIncidentStreamName } from '../src/domain/streams.ts';
 import type { RecordedEvent } from '../src/eventstore/port.ts';
@@ -22,6 +23,11 @@ export type ProjectedEvent = IncidentEvent & EventContext;
 
 /** A read-model row: column name → value, timestamps as ISO-8601 UTC strings. */
 export type Row = Record<string, unknown>;
+
+/** A table's row (from src/db/schema.ts) as a projector writes it: timestamps as ISO strings. */
+export type ProjectedRow<T> = {
+  [K in keyof Selectable<T>]: Selectable<T>[K] extends Date ? string : Selectable<T>[K] extends Date | null ? string | null : Selectable<T>[K];
+};
 
 /**
  * A projector owns one table and maps each event to a change of at most one of its rows: which row

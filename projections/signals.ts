@@ -1,21 +1,8 @@
-import { UnprojectableEvent, instant, type Projector } from './projector.ts';
+import type { SignalsTable } from '../src/db/schema.ts';
+import { UnprojectableEvent, instant, type ProjectedRow, type Projector } from './projector.ts';
 
 /** A row of `incident_signals`. */
-export type SignalRow = {
-  org_id: string;
-  incident_id: string;
-  id: string;
-  signal_type: string;
-  source: string;
-  summary: string;
-  service_name: string | null;
-  environment: string | null;
-  correlation_key: string | null;
-  trace_id: string | null;
-  data: Record<string, unknown> | null;
-  ts: string;
-  version: number;
-};
+export type SignalRow = ProjectedRow<SignalsTable>;
 
 /** `incident_signals`: one row per ingested signal. */
 export const signalsProjector: Projector<SignalRow> = {

@@ -1,18 +1,8 @@
-import { UnprojectableEvent, instant, type Projector } from './projector.ts';
+import type { SloViolationsTable } from '../src/db/schema.ts';
+import { UnprojectableEvent, instant, type ProjectedRow, type Projector } from './projector.ts';
 
 /** A row of `incident_slo_violations`. */
-export type SloViolationRow = {
-  org_id: string;
-  incident_id: string;
-  id: string;
-  slo_id: string;
-  window_start: string;
-  window_end: string;
-  error_budget_consumed: number;
-  threshold_breached: boolean;
-  details: string | null;
-  version: number;
-};
+export type SloViolationRow = ProjectedRow<SloViolationsTable>;
 
 /** `incident_slo_violations`: one row per recorded violation. */
 export const sloViolationsProjector: Projector<SloViolationRow> = {
