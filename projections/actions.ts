@@ -43,7 +43,7 @@ export const actionsProjector: Projector<ActionRow> = {
   name: 'actions',
   table: 'incident_actions',
   keyColumns: ['org_id', 'incident_id', 'id'],
-  jsonColumns: [],
+  insertsOnly: true,
   rowKey(event) {
     const entry = timelineEntry(event);
     return entry === null ? null : [event.orgId, event.incidentId, entry.id];

@@ -108,11 +108,12 @@ export const incidentsProjector: Projector<IncidentRow> = {
   name: 'incidents',
   table: 'incidents',
   keyColumns: ['org_id', 'id'],
-  jsonColumns: ['external_refs'],
+  insertsOnly: false,
   rowKey: (event) => [event.orgId, event.incidentId],
   evolve(row, event) {
     if (event.type === 'INCIDENT_CREATED' && row === undefined) return created(event);
     if (row === undefined) throw new UnprojectableEvent(`${event.type} for incident ${event.incidentId}, which was never created`);
-    return { ...row, ...changes(row, event), updated_at: event.occurredAt, version: event.version };
+    // Not `{ ...row, ...changes, updated_at, … }`: V8 builds that shape many times slower.
+    return Object.assign({}, row, changes(row, event), { updated_at: event.occurredAt, version: event.version });
   },
 };

@@ -38,8 +38,11 @@ export interface Projector<R extends Row = Row> {
   readonly table: string;
   /** The table's primary key, in the order `rowKey` returns its values. */
   readonly keyColumns: readonly string[];
-  /** Columns stored as jsonb (written as JSON text). */
-  readonly jsonColumns: readonly string[];
+  /**
+   * True when each event makes a new row and none changes one: rows go in without reading the table
+   * first, and a row that exists already fails the event, as `evolve` would.
+   */
+  readonly insertsOnly: boolean;
   /** The key of the row this event changes, or null when the event does not concern this read model. */
   rowKey(event: ProjectedEvent): readonly string[] | null;
   /** The row after the event, from the row before it (undefined when there is none yet). */
@@ -57,8 +60,7 @@ export function toProjectedEvent(recorded: RecordedEvent): ProjectedEvent {
   if (!ids) throw new UnprojectableEvent(`${recorded.streamName} is not an incident stream`);
   const metadata = eventMetadataSchema.parse(recorded.metadata);
   const event = parseEvent(recorded.type, recorded.data, metadata.schemaVersion);
-  return {
-    ...event,
+  const context: EventContext = {
     eventId: recorded.eventId,
     orgId: ids.orgId,
     incidentId: ids.incidentId,
@@ -67,15 +69,26 @@ export function toProjectedEvent(recorded: RecordedEvent): ProjectedEvent {
     occurredAt: instant(metadata.occurredAt),
     actor: metadata.actor,
   };
+  // Not `{ ...event, ... }`: V8 builds a spread followed by more properties about 30 times slower,
+  // and a rebuild does this for every event in the log.
+  return Object.assign(context, event);
 }
 
-/** An ISO-8601 time with any offset as UTC with milliseconds: the form a row reads back in, so a rewrite changes nothing. */
+/** The form `instant` gives: UTC with milliseconds. */
+const CANONICAL_INSTANT = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+
+/**
+ * An ISO-8601 time with any offset as UTC with milliseconds: the form a row reads back in, so a
+ * rewrite changes nothing. Takes a time the event schemas have validated; one already in that form
+ * (what the service writes) comes back as it is, without a Date on the way.
+ */
 export function instant(value: string): string {
-  return new Date(value).toISOString();
+  return CANONICAL_INSTANT.test(value) ? value : new Date(value).toISOString();
 }
 
+/** A row key as one string (NUL cannot occur in PostgreSQL text, so no two keys meet). */
 export function keyString(key: readonly string[]): string {
-  return JSON.stringify(key);
+  return key.join('\u0000');
 }
 
 /** Folds events into rows (keyed by `keyString`), in place; returns the keys of the rows that changed. */

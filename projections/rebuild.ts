@@ -60,7 +60,7 @@ export async function rebuildWhileLive(live: LiveProjection, onProgress: Rebuild
       const due = events.filter((event) => comparePositions(event.position, target) <= 0);
       if (due.length === 0) return;
       await db.transaction().execute(async (trx) => {
-        await applyEvents(trx, projector, scratch, due.map(toProjectedEvent));
+        await applyEvents(database, trx, projector, scratch, due.map(toProjectedEvent));
         await trx.updateTable('projection_checkpoints').set({ rebuild_done: done + due.length }).where('name', '=', name).execute();
       });
       replayed = due.at(-1)!.position;

@@ -1,16 +1,21 @@
 import { sql, type Kysely } from 'kysely';
+import type { Database } from '../src/db/database.ts';
 import type { Schema } from '../src/db/schema.ts';
-import { foldEvents, keyString, type ProjectedEvent, type Projector, type Row } from './projector.ts';
-
-/** Rows per INSERT: keeps the widest table well under PostgreSQL's 65,535 parameters. */
-const UPSERT_CHUNK = 500;
+import { UnprojectableEvent, foldEvents, keyString, type ProjectedEvent, type Projector, type Row } from './projector.ts';
 
 /**
  * Applies events to a projector's rows in `table` (its own, or a rebuild's copy): loads the rows they
- * touch, folds the events into them, and writes back the rows that changed. Run it inside the
- * transaction that also moves the checkpoint.
+ * touch, folds the events into them, and writes back the rows that changed. A projector that only
+ * inserts skips the load: its rows go in as new, and one that exists already fails the batch.
+ * `db` is the transaction on `database` that also moves the checkpoint.
  */
-export async function applyEvents(db: Kysely<Schema>, projector: Projector, table: string, events: readonly ProjectedEvent[]): Promise<void> {
+export async function applyEvents(database: Database, db: Kysely<Schema>, projector: Projector, table: string, events: readonly ProjectedEvent[]): Promise<void> {
+  if (projector.insertsOnly) {
+    const rows = new Map<string, Row>();
+    foldEvents(projector, events, rows);
+    await writeRows(database, db, projector, table, [...rows.values()], 'insert');
+    return;
+  }
   const keys = new Map<string, readonly string[]>();
   for (const event of events) {
     const key = projector.rowKey(event);
@@ -19,17 +24,19 @@ export async function applyEvents(db: Kysely<Schema>, projector: Projector, tabl
   if (keys.size === 0) return;
   const rows = await loadRows(db, projector, table, [...keys.values()]);
   const changed = foldEvents(projector, events, rows);
-  await upsertRows(db, projector, table, [...changed].map((key) => rows.get(key)!));
+  await writeRows(database, db, projector, table, [...changed].map((key) => rows.get(key)!), 'upsert');
 }
 
 // Keys go in as one text array per key column: a long `(a, b) in (…)` list overflows PGlite's stack.
+// One index lookup per key (`offset 0` keeps the subquery from being flattened): given a join, the
+// planner hashes a whole fresh, never analyzed table for every batch.
 async function loadRows(db: Kysely<Schema>, projector: Projector, table: string, keys: readonly (readonly string[])[]): Promise<Map<string, Row>> {
   const columns = projector.keyColumns;
   const arrays = sql.join(columns.map((_, index) => sql`${keys.map((key) => key[index]!)}::text[]`));
   const matches = sql.join(columns.map((column) => sql`${sql.ref(`t.${column}`)} = ${sql.ref(`k.${column}`)}`), sql` and `);
   const { rows } = await sql<Row>`
-    select t.* from ${sql.table(table)} t
-    join unnest(${arrays}) as k(${sql.join(columns.map((column) => sql.ref(column)))}) on ${matches}`.execute(db);
+    select t.* from unnest(${arrays}) as k(${sql.join(columns.map((column) => sql.ref(column)))})
+    cross join lateral (select * from ${sql.table(table)} t where ${matches} offset 0) t`.execute(db);
   return new Map(rows.map((row) => [keyString(projector.keyColumns.map((column) => String(row[column]))), fromDatabase(row)]));
 }
 
@@ -38,25 +45,78 @@ function fromDatabase(row: Row): Row {
   return Object.fromEntries(Object.entries(row).map(([column, value]) => [column, value instanceof Date ? value.toISOString() : value]));
 }
 
-async function upsertRows(db: Kysely<Schema>, projector: Projector, table: string, rows: readonly Row[]): Promise<void> {
+interface Column {
+  name: string;
+  /** As `format_type` spells it: `text`, `timestamp with time zone`, `text[]`, `jsonb`… */
+  type: string;
+}
+
+// Per database and table: migrations run before any projection does, so a table keeps its columns.
+const columnsByDatabase = new WeakMap<Database, Map<string, Promise<readonly Column[]>>>();
+
+// Asked through `db`, the caller's transaction: PGlite has one connection, which that transaction holds.
+function columnsOf(database: Database, db: Kysely<Schema>, table: string): Promise<readonly Column[]> {
+  let tables = columnsByDatabase.get(database);
+  if (!tables) columnsByDatabase.set(database, (tables = new Map()));
+  let columns = tables.get(table);
+  if (!columns) {
+    columns = sql<Column>`
+      select attname as name, format_type(atttypid, atttypmod) as type from pg_attribute
+      where attrelid = ${table}::regclass and attnum > 0 and not attisdropped order by attnum`
+      .execute(db)
+      .then(({ rows }) => rows);
+    // A failed lookup is not kept: the next batch asks again.
+    columns.catch(() => tables.delete(table));
+    tables.set(table, columns);
+  }
+  return columns;
+}
+
+/** A value as the text its column's type reads in. */
+function toText(value: unknown, type: string): string | null {
+  if (value === null || value === undefined) return null;
+  if (type === 'jsonb' || type === 'json') return JSON.stringify(value);
+  if (Array.isArray(value)) return arrayLiteral(value.map((item: unknown) => (item === null ? null : String(item))));
+  if (value instanceof Date) return value.toISOString();
+  return String(value);
+}
+
+const ARRAY_SPECIAL = /[\\"]/g;
+
+/** A PostgreSQL array literal of text elements (what pg would send for a string array, built in one pass). */
+function arrayLiteral(items: readonly (string | null)[]): string {
+  let literal = '{';
+  for (let index = 0; index < items.length; index++) {
+    const item = items[index]!;
+    if (index > 0) literal += ',';
+    literal += item === null ? 'NULL' : `"${item.includes('"') || item.includes('\\') ? item.replace(ARRAY_SPECIAL, '\\$&') : item}"`;
+  }
+  return `${literal}}`;
+}
+
+// One text array per column, each cast to its column's type in the server: one statement per batch
+// whatever its size, and the cheapest way in short of COPY (a JSON document of rows costs the
+// server about four times as much per row).
+async function writeRows(database: Database, db: Kysely<Schema>, projector: Projector, table: string, rows: readonly Row[], mode: 'insert' | 'upsert'): Promise<void> {
   if (rows.length === 0) return;
-  const columns = Object.keys(rows[0]!);
-  const updates = columns
-    .filter((column) => !projector.keyColumns.includes(column))
-    .map((column) => sql`${sql.ref(column)} = excluded.${sql.ref(column)}`);
-  for (let start = 0; start < rows.length; start += UPSERT_CHUNK) {
-    const values = rows.slice(start, start + UPSERT_CHUNK).map((row) => sql`(${sql.join(columns.map((column) => toParameter(projector, column, row[column])))})`);
-    await sql`
-      insert into ${sql.table(table)} (${sql.join(columns.map((column) => sql.ref(column)))})
-      values ${sql.join(values)}
-      on conflict (${sql.join(projector.keyColumns.map((column) => sql.ref(column)))}) do update set ${sql.join(updates)}`.execute(db);
+  const columns = await columnsOf(database, db, table);
+  const names = sql.join(columns.map((column) => sql.ref(column.name)));
+  const arrays = sql.join(columns.map((column) => sql`${arrayLiteral(rows.map((row) => toText(row[column.name], column.type)))}::text[]`));
+  const casts = sql.join(columns.map((column) => sql`${sql.ref(`u.${column.name}`)}::${sql.raw(column.type)}`));
+  const updates = columns.filter((column) => !projector.keyColumns.includes(column.name)).map((column) => sql`${sql.ref(column.name)} = excluded.${sql.ref(column.name)}`);
+  const conflict = mode === 'upsert' ? sql`on conflict (${sql.join(projector.keyColumns.map((column) => sql.ref(column)))}) do update set ${sql.join(updates)}` : sql``;
+  try {
+    await sql`insert into ${sql.table(table)} (${names}) select ${casts} from unnest(${arrays}) as u(${names}) ${conflict}`.execute(db);
+  } catch (error) {
+    if (mode === 'insert' && isUniqueViolation(error)) {
+      throw new UnprojectableEvent(`${projector.name}: a row with the same key exists already (${(error as { detail?: string }).detail ?? error.message})`);
+    }
+    throw error;
   }
 }
 
-// pg would send a JS array as a PostgreSQL array, so jsonb values go as JSON text.
-function toParameter(projector: Projector, column: string, value: unknown) {
-  if (projector.jsonColumns.includes(column) && value !== null) return sql`${JSON.stringify(value)}::jsonb`;
-  return sql`${value}`;
+function isUniqueViolation(error: unknown): error is Error {
+  return error instanceof Error && (error as { code?: unknown }).code === '23505';
 }
 
 /** Creates the checkpoint row of a projection if it has none yet. */

@@ -327,7 +327,7 @@ class ProjectionLeader implements LiveProjection {
       if (!checkpoint || comparePositions(checkpoint.position, this.position) !== 0) {
         throw new LeadershipLost(`checkpoint of ${this.name} is at ${checkpoint?.position ?? 'nothing'}, not ${this.position ?? 'the start'}`);
       }
-      await applyEvents(trx, this.projector, this.projector.table, projected);
+      await applyEvents(this.database, trx, this.projector, this.projector.table, projected);
       await trx
         .updateTable('projection_checkpoints')
         .set({

@@ -9,7 +9,7 @@ export const signalsProjector: Projector<SignalRow> = {
   name: 'signals',
   table: 'incident_signals',
   keyColumns: ['org_id', 'incident_id', 'id'],
-  jsonColumns: ['data'],
+  insertsOnly: true,
   rowKey: (event) => (event.type === 'INCIDENT_SIGNAL_INGESTED' ? [event.orgId, event.incidentId, event.data.signalId] : null),
   evolve(row, event) {
     if (event.type !== 'INCIDENT_SIGNAL_INGESTED') throw new UnprojectableEvent(`${event.type} makes no signal`);

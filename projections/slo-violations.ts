@@ -9,7 +9,7 @@ export const sloViolationsProjector: Projector<SloViolationRow> = {
   name: 'slo_violations',
   table: 'incident_slo_violations',
   keyColumns: ['org_id', 'incident_id', 'id'],
-  jsonColumns: [],
+  insertsOnly: true,
   rowKey: (event) => (event.type === 'INCIDENT_SLO_VIOLATION_RECORDED' ? [event.orgId, event.incidentId, event.data.violationId] : null),
   evolve(row, event) {
     if (event.type !== 'INCIDENT_SLO_VIOLATION_RECORDED') throw new UnprojectableEvent(`${event.type} records no SLO violation`);

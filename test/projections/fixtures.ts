@@ -43,13 +43,15 @@ export interface PlannedAppend {
   events: EventToAppend[];
 }
 
-const TAGS = ['latency', 'db', 'customer-facing', 'infra/network', 'p0', 'regional'];
+// Awkward ones among them: quotes, backslashes, braces, commas, NULL and non-ASCII must survive
+// the way rows are written (array literals, text arrays) byte for byte.
+const TAGS = ['latency', 'db', 'customer-facing', 'infra/network', 'p0', 'regional', 'say "hi"', 'back\\slash', '{braces},comma', 'NULL', 'ünïcødé ✓'];
 const TICKETS = [
   { system: 'JIRA', key: 'OPS-1' },
   { system: 'JIRA', key: 'OPS-2' },
   { system: 'PAGERDUTY', key: 'PD-77' },
 ];
-const CORRELATION_KEYS = ['checkout:5xx', 'db:replica-lag', 'edge:tls', 'queue:backlog'];
+const CORRELATION_KEYS = ['checkout:5xx', 'db:replica-lag', 'edge:tls', 'queue:backlog', 'null', 'a,b {c} "d" \\e'];
 const ACTORS = [
   { type: 'USER', ref: 'alice' },
   { type: 'USER', ref: 'bob' },
@@ -145,7 +147,7 @@ export function generateLog(options: { seed: number; orgs: string[]; incidents: 
               type: 'CreateIncident',
               incidentId: incident.incidentId,
               projectId: 'payments',
-              title: `Incident ${random.int(1e6)}`,
+              title: random.chance(0.1) ? `Incident\t"${random.int(1e6)}"\nsecond line \\ {x}` : `Incident ${random.int(1e6)}`,
               serviceName: 'checkout',
               severity: random.pick(Severity.options),
               environment: 'production',
@@ -220,7 +222,7 @@ export const auditProjector: Projector<{ event_id: string; applied: number }> = 
   name: 'audit',
   table: 'projection_audit',
   keyColumns: ['event_id'],
-  jsonColumns: [],
+  insertsOnly: false,
   rowKey: (event) => [event.eventId],
   evolve: (row, event) => ({ event_id: event.eventId, applied: (row?.applied ?? 0) + 1 }),
 };
