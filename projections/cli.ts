@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Database } from '../src/db/database.ts';
 import type { EventStore } from '../src/eventstore/port.ts';
 import { PROJECTION_NAMES } from './catalog.ts';
-import { ProjectionBusy, rebuildProjection } from './index.ts';
+import { ProjectionBusy, rebuildProjections } from './index.ts';
 import { projectionStatus, requestRebuild } from './status.ts';
 
 /** What the projection commands need from the CLI's runtime. */
@@ -39,9 +39,9 @@ export async function runStatusCommand(runtime: ProjectionCliRuntime): Promise<v
 }
 
 /**
- * `its projections rebuild [names…]`: rebuilds each projection (all when none is named) in turn.
- * Does it here when no other process leads the projection, else asks its leader and follows the
- * progress. Sets `process.exitCode` when something failed (2: unknown name).
+ * `its projections rebuild [names…]`: rebuilds the projections (all when none is named) together,
+ * in one pass over the log. Does it here for those no other process leads; asks the leader of each
+ * other one and follows its progress. Sets `process.exitCode` when something failed (2: unknown name).
  */
 export async function runRebuildCommand(runtime: ProjectionCliRuntime, names: string[]): Promise<void> {
   const unknown = names.filter((name) => !PROJECTION_NAMES.includes(name));
@@ -50,26 +50,41 @@ export async function runRebuildCommand(runtime: ProjectionCliRuntime, names: st
     process.exitCode = 2;
     return;
   }
+  const chosen = names.length > 0 ? names : [...PROJECTION_NAMES];
+  const progress = progressReporter(chosen.join(', '));
+  const outcomes = await rebuildProjections({ database: runtime.database, store: runtime.store, names: chosen, onProgress: progress.update, logger: runtime.logger }).catch(
+    (error: unknown) => chosen.map((): PromiseSettledResult<void> => ({ status: 'rejected', reason: error })),
+  );
+  const lines: string[] = [];
+  const elsewhere: string[] = [];
   let failures = 0;
-  for (const name of names.length > 0 ? names : PROJECTION_NAMES) {
-    const progress = progressReporter(name);
+  for (const [index, outcome] of outcomes.entries()) {
+    const name = chosen[index]!;
+    if (outcome.status === 'fulfilled') lines.push(`${name}: rebuilt`);
+    else if (outcome.reason instanceof ProjectionBusy) elsewhere.push(name);
+    else {
+      failures++;
+      lines.push(`${name}: rebuild failed: ${errorMessage(outcome.reason)}`);
+    }
+  }
+  if (lines.length > 0) progress.finish(lines.join('\n'), failures === 0);
+  for (const name of elsewhere) {
+    const followed = progressReporter(name);
+    followed.note(`${name}: another process leads it; asked it to rebuild`);
     try {
-      try {
-        await rebuildProjection({ database: runtime.database, store: runtime.store, name, onProgress: progress.update, logger: runtime.logger });
-        progress.finish(`${name}: rebuilt`, true);
-      } catch (error) {
-        if (!(error instanceof ProjectionBusy)) throw error;
-        progress.note(`${name}: another process leads it; asked it to rebuild`);
-        const outcome = await requestAndFollow(runtime.database, name, progress.update);
-        if (outcome !== null) throw new Error(outcome);
-        progress.finish(`${name}: rebuilt by its leader`, true);
-      }
+      const outcome = await requestAndFollow(runtime.database, name, followed.update);
+      if (outcome !== null) throw new Error(outcome);
+      followed.finish(`${name}: rebuilt by its leader`, true);
     } catch (error) {
       failures++;
-      progress.finish(`${name}: rebuild failed: ${error instanceof Error ? error.message : String(error)}`, false);
+      followed.finish(`${name}: rebuild failed: ${errorMessage(error)}`, false);
     }
   }
   if (failures > 0) process.exitCode = 1;
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 /** Requests the rebuild and follows it in projection_checkpoints; null on success, else the error. */

@@ -7,7 +7,7 @@ import type { Database } from '../src/db/database.ts';
 import type { EventStore } from '../src/eventstore/port.ts';
 import { PROJECTION_NAMES, projectorNamed } from './catalog.ts';
 import type { RebuildProgress } from './rebuild.ts';
-import { rebuildWithLeader, startProjectionRunners, type ProjectionWorkers } from './runner.ts';
+import { rebuildWithLeaders, startProjectionRunners, type ProjectionWorkers } from './runner.ts';
 
 export { PROJECTION_NAMES } from './catalog.ts';
 export { ProjectionProgress } from './progress.ts';
@@ -21,10 +21,18 @@ export function startProjectionWorkers(opts: { database: Database; store: EventS
 }
 
 /**
- * Replays a projection into fresh tables while the old ones keep serving, then swaps them in.
- * Runs through this process's worker of it, or leads it for the while; throws ProjectionBusy when
- * another process leads it (use `requestRebuild`).
+ * Replays projections (all by default) into fresh tables in one pass over the log while the old
+ * tables keep serving, then swaps each in. Runs through this process's worker of each, or leads it
+ * for the while. Resolves with each one's outcome, in the order given: ProjectionBusy for one that
+ * another process leads (use `requestRebuild`).
  */
+export function rebuildProjections(opts: { database: Database; store: EventStore; names?: readonly string[]; onProgress?: RebuildProgress; logger?: Logger }): Promise<PromiseSettledResult<void>[]> {
+  const names = opts.names ?? PROJECTION_NAMES;
+  return rebuildWithLeaders({ database: opts.database, store: opts.store, logger: opts.logger, projectors: names.map(projectorNamed), onProgress: opts.onProgress });
+}
+
+/** Rebuilds one projection (see `rebuildProjections`); throws what stopped it. */
 export async function rebuildProjection(opts: { database: Database; store: EventStore; name: string; onProgress?: RebuildProgress; logger?: Logger }): Promise<void> {
-  await rebuildWithLeader({ database: opts.database, store: opts.store, logger: opts.logger, projector: projectorNamed(opts.name), onProgress: opts.onProgress });
+  const [outcome] = await rebuildProjections({ ...opts, names: [opts.name] });
+  if (outcome!.status === 'rejected') throw outcome!.reason;
 }

@@ -2,12 +2,12 @@ import { sql, type Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Database } from '../src/db/database.ts';
 import type { Schema } from '../src/db/schema.ts';
-import { comparePositions, type EventStore, type RecordedEvent } from '../src/eventstore/port.ts';
-import { INCIDENT_STREAM_PREFIX, toProjectedEvent, type Projector } from './projector.ts';
+import { comparePositions, type EventStore } from '../src/eventstore/port.ts';
+import { INCIDENT_STREAM_PREFIX, toProjectedEvent, type ProjectedEvent, type Projector } from './projector.ts';
 import { applyEvents } from './rows.ts';
 
-/** Events per replay transaction. */
-const REPLAY_BATCH = 5000;
+/** Events per replay transaction: large enough that a busy row is written once for many events. */
+const REPLAY_BATCH = 20_000;
 
 export type RebuildProgress = (done: number, total: number) => void;
 
@@ -25,6 +25,8 @@ export interface LiveProjection {
   liveState(): 'running' | 'failed';
   /** Holds the live side between two batches; it carries on when the returned function is called. */
   pause(): Promise<() => void>;
+  /** Hears how far the rebuild is: events replayed into the fresh table, of about how many. */
+  rebuildProgress(done: number, total: number): void;
 }
 
 /** The live checkpoint moved under this worker: another one took the projection over. */
@@ -37,93 +39,179 @@ export class Stopped extends Error {
   override readonly name = 'Stopped';
 }
 
+/** One projection's part in a shared rebuild: its fresh table, and how it ended if it ended early. */
+interface Lane {
+  readonly live: LiveProjection;
+  readonly scratch: string;
+  /** Events replayed into the fresh table. */
+  done: number;
+  swapped: boolean;
+  failed: boolean;
+  error?: unknown;
+}
+
+/** The lane whose live side is furthest behind. */
+function lowest(lanes: readonly Lane[]): Lane {
+  return lanes.reduce((low, lane) => (comparePositions(lane.live.position, low.live.position) < 0 ? lane : low));
+}
+
 /**
- * Replays every event into a fresh copy of the projection's table while the live one keeps serving
- * and being updated, then swaps the copy in (one transaction, at the live checkpoint) and lets the
- * live side carry on from there.
+ * Rebuilds several projections in one pass over the log: every event is read and validated once,
+ * and each projection replays it into a fresh copy of its table while the live table keeps serving
+ * and being updated. Then each copy is swapped in (one transaction per projection, at its live
+ * checkpoint) and its live side carries on from there. A projection that fails drops out alone.
+ * Resolves with each projection's outcome, in the order given.
  */
-export async function rebuildWhileLive(live: LiveProjection, onProgress: RebuildProgress = () => {}): Promise<void> {
-  const { database, store, projector, signal, logger } = live;
+export async function rebuildWhileLive(lives: readonly LiveProjection[]): Promise<PromiseSettledResult<void>[]> {
+  if (lives.length === 0) return [];
+  const { database, store, logger } = lives[0]!;
   const db = database.db;
-  const name = projector.name;
-  const scratch = `${projector.table}__rebuild`;
+  const lanes: Lane[] = lives.map((live) => ({ live, scratch: `${live.projector.table}__rebuild`, done: 0, swapped: false, failed: false }));
+  const running = () => lanes.filter((lane) => !lane.failed && !lane.swapped);
   const startedAt = performance.now();
+  let replayed: string | null = null;
+  /** Events read and replayed so far, and about how many there are. */
   let done = 0;
   let total = 0;
-  let replayed: string | null = null;
 
-  // Replays the events after the last replayed one, up to and including `target`.
-  const replayUpTo = async (target: string | null): Promise<void> => {
+  const fail = async (lane: Lane, error: unknown): Promise<void> => {
+    if (lane.failed) return;
+    lane.failed = true;
+    lane.error = error;
+    await abandon(lane, error);
+  };
+  /** Runs one lane's own step: its failure ends that lane only. */
+  const guarded = async (lane: Lane, step: () => Promise<void>): Promise<void> => {
+    try {
+      await step();
+    } catch (error) {
+      await fail(lane, error);
+    }
+  };
+  // Reads the batch after `after` and validates the events in it up to `limit`.
+  const fetch = (after: string | null, limit: string | null) => {
+    const batch = store.readAll({ fromPosition: after, streamPrefix: INCIDENT_STREAM_PREFIX, limit: REPLAY_BATCH }).then((events) => {
+      const due = events.length > 0 && comparePositions(events.at(-1)!.position, limit) <= 0 ? events : events.filter((event) => comparePositions(event.position, limit) <= 0);
+      return { events: due.map(toProjectedEvent), last: due.length < events.length || events.length < REPLAY_BATCH };
+    });
+    // A batch fetched ahead may never be awaited: its failure must not go unhandled.
+    batch.catch(() => {});
+    return batch;
+  };
+
+  // Replays the events after the last replayed one, up to and including `limit`; each lane takes
+  // those up to its own live checkpoint. The next batch is read and validated while this one is
+  // being written.
+  const replayUpTo = async (limit: string | null): Promise<void> => {
+    let next = fetch(replayed, limit);
     for (;;) {
-      if (signal.aborted) throw new Stopped(`rebuild of ${name} interrupted`);
-      const events: RecordedEvent[] = await store.readAll({ fromPosition: replayed, streamPrefix: INCIDENT_STREAM_PREFIX, limit: REPLAY_BATCH });
-      const due = events.filter((event) => comparePositions(event.position, target) <= 0);
-      if (due.length === 0) return;
-      await db.transaction().execute(async (trx) => {
-        await applyEvents(database, trx, projector, scratch, due.map(toProjectedEvent));
-        await trx.updateTable('projection_checkpoints').set({ rebuild_done: done + due.length }).where('name', '=', name).execute();
-      });
-      replayed = due.at(-1)!.position;
-      done += due.length;
+      for (const lane of running()) {
+        if (lane.live.signal.aborted) await fail(lane, new Stopped(`rebuild of ${lane.live.projector.name} interrupted`));
+      }
+      if (running().length === 0) return;
+      const { events, last } = await next;
+      if (events.length === 0) return;
+      if (!last) next = fetch(events.at(-1)!.position, limit);
+      await Promise.all(running().map((lane) => guarded(lane, () => replayInto(lane, events))));
+      replayed = events.at(-1)!.position;
+      done += events.length;
       total = Math.max(total, done);
-      onProgress(done, total);
-      if (due.length < events.length) return;
+      for (const lane of running()) lane.live.rebuildProgress(done, total);
+      if (last) return;
     }
   };
 
-  logger.info({ projection: name }, 'rebuild started');
-  try {
-    await sql`drop table if exists ${sql.table(scratch)}`.execute(db);
-    await sql`create table ${sql.table(scratch)} (like ${sql.table(projector.table)} including all)`.execute(db);
-    total = await store.countEvents({ streamPrefix: INCIDENT_STREAM_PREFIX });
-    await db.updateTable('projection_checkpoints').set({ state: 'rebuilding', rebuild_done: 0, rebuild_total: total }).where('name', '=', name).execute();
-    onProgress(0, total);
+  const replayInto = async (lane: Lane, events: readonly ProjectedEvent[]): Promise<void> => {
+    const upTo = lane.live.position;
+    const taken = comparePositions(events.at(-1)!.position, upTo) <= 0 ? events : events.filter((event) => comparePositions(event.position, upTo) <= 0);
+    if (taken.length === 0) return;
+    await db.transaction().execute(async (trx) => {
+      await applyEvents(database, trx, lane.live.projector, lane.scratch, taken);
+      await trx.updateTable('projection_checkpoints').set({ rebuild_done: lane.done + taken.length }).where('name', '=', lane.live.projector.name).execute();
+    });
+    lane.done += taken.length;
+  };
 
-    // Chase the live checkpoint while the live side keeps the old table current.
-    let before: number;
-    do {
-      before = done;
-      await replayUpTo(live.position);
-    } while (done - before >= REPLAY_BATCH);
-    const resume = await live.pause();
-    try {
-      await replayUpTo(live.position);
-      await db.transaction().execute(async (trx) => {
-        const checkpoint = await trx.selectFrom('projection_checkpoints').select('position').where('name', '=', name).forUpdate().executeTakeFirst();
-        if (!checkpoint || comparePositions(checkpoint.position, live.position) !== 0) throw new LeadershipLost(`checkpoint of ${name} moved during its rebuild`);
-        await swapTables(trx, projector.table, scratch);
-        await trx
-          .updateTable('projection_checkpoints')
-          .set({
-            state: live.liveState(),
-            events_processed: done,
-            rebuild_requested_at: null,
-            rebuild_done: done,
-            rebuild_total: done,
-            rebuilt_at: sql<Date>`clock_timestamp()`,
-            updated_at: sql<Date>`now()`,
-          })
-          .where('name', '=', name)
-          .execute();
-      });
-    } finally {
-      resume();
+  const prepare = async (lane: Lane): Promise<void> => {
+    const { projector } = lane.live;
+    logger.info({ projection: projector.name }, 'rebuild started');
+    await sql`drop table if exists ${sql.table(lane.scratch)}`.execute(db);
+    await sql`create table ${sql.table(lane.scratch)} (like ${sql.table(projector.table)} including all)`.execute(db);
+    await db.updateTable('projection_checkpoints').set({ state: 'rebuilding', rebuild_done: 0, rebuild_total: total }).where('name', '=', projector.name).execute();
+    lane.live.rebuildProgress(0, total);
+  };
+
+  const swapIn = async (lane: Lane): Promise<void> => {
+    const { live } = lane;
+    const name = live.projector.name;
+    await db.transaction().execute(async (trx) => {
+      const checkpoint = await trx.selectFrom('projection_checkpoints').select('position').where('name', '=', name).forUpdate().executeTakeFirst();
+      if (!checkpoint || comparePositions(checkpoint.position, live.position) !== 0) throw new LeadershipLost(`checkpoint of ${name} moved during its rebuild`);
+      await swapTables(trx, live.projector.table, lane.scratch);
+      await trx
+        .updateTable('projection_checkpoints')
+        .set({
+          state: live.liveState(),
+          events_processed: lane.done,
+          rebuild_requested_at: null,
+          rebuild_done: lane.done,
+          rebuild_total: lane.done,
+          rebuilt_at: sql<Date>`clock_timestamp()`,
+          updated_at: sql<Date>`now()`,
+        })
+        .where('name', '=', name)
+        .execute();
+    });
+    live.rebuildProgress(lane.done, lane.done);
+    logger.info({ projection: name, events: lane.done, seconds: Math.round(performance.now() - startedAt) / 1000 }, 'rebuild swapped in');
+  };
+
+  try {
+    total = await store.countEvents({ streamPrefix: INCIDENT_STREAM_PREFIX });
+    await Promise.all(lanes.map((lane) => guarded(lane, () => prepare(lane))));
+
+    // Chase the live checkpoints while the live sides keep the old tables current; then swap in the
+    // projection furthest behind, holding only its live side for the last few events, and go on
+    // with the others. One stuck far behind (failed) never holds the others' live sides.
+    while (running().length > 0) {
+      let before: number;
+      do {
+        before = done;
+        await replayUpTo(lowest(running()).live.position);
+      } while (done - before >= REPLAY_BATCH && running().length > 0);
+      if (running().length === 0) break;
+      const lane = lowest(running());
+      const resume = await lane.live.pause();
+      try {
+        await replayUpTo(lane.live.position);
+        if (!lane.failed) await guarded(lane, () => swapIn(lane));
+      } finally {
+        resume();
+      }
+      lane.swapped = true;
     }
   } catch (error) {
-    await sql`drop table if exists ${sql.table(scratch)}`.execute(db).catch(() => {});
-    if (error instanceof Stopped || error instanceof LeadershipLost) throw error;
-    // Recorded, and the request dropped: retrying the same failure in a loop helps no one.
-    const message = error instanceof Error ? error.message : String(error);
-    await db
-      .updateTable('projection_checkpoints')
-      .set({ state: live.liveState(), last_error: `rebuild failed: ${message}`, rebuild_requested_at: null, updated_at: sql<Date>`now()` })
-      .where('name', '=', name)
-      .execute()
-      .catch(() => {});
-    logger.error({ projection: name, err: error }, 'rebuild failed');
-    throw error;
+    // What all lanes share failed: reading, validating or counting the log.
+    await Promise.all(running().map((lane) => fail(lane, error)));
   }
-  logger.info({ projection: name, events: done, seconds: Math.round(performance.now() - startedAt) / 1000 }, 'rebuild swapped in');
+  return lanes.map((lane): PromiseSettledResult<void> => (lane.failed ? { status: 'rejected', reason: lane.error } : { status: 'fulfilled', value: undefined }));
+}
+
+/** Drops what a lane built and, unless it merely stopped or lost the lead, records why it failed. */
+async function abandon(lane: Lane, error: unknown): Promise<void> {
+  const { database, projector, logger } = lane.live;
+  const db = database.db;
+  await sql`drop table if exists ${sql.table(lane.scratch)}`.execute(db).catch(() => {});
+  if (error instanceof Stopped || error instanceof LeadershipLost) return;
+  // Recorded, and the request dropped: retrying the same failure in a loop helps no one.
+  const message = error instanceof Error ? error.message : String(error);
+  await db
+    .updateTable('projection_checkpoints')
+    .set({ state: lane.live.liveState(), last_error: `rebuild failed: ${message}`, rebuild_requested_at: null, updated_at: sql<Date>`now()` })
+    .where('name', '=', projector.name)
+    .execute()
+    .catch(() => {});
+  logger.error({ projection: projector.name, err: error }, 'rebuild failed');
 }
 
 /**

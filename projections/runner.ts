@@ -141,38 +141,68 @@ async function lead(context: RunnerContext, projector: Projector, lock: SessionL
 }
 
 /**
- * Rebuilds a projection now: through this process's leader of it if there is one, else by leading
- * it for the while (live included, so the old table stays current). Throws ProjectionBusy when
- * another process leads it.
+ * Rebuilds projections now, together in one pass over the log: each through this process's leader
+ * of it if there is one, else by leading it for the while (live included, so the old table stays
+ * current). Resolves with each projection's outcome, in the order given: ProjectionBusy for one
+ * that another process leads.
  */
-export async function rebuildWithLeader(options: RunnerOptions & { projector: Projector; onProgress?: RebuildProgress }): Promise<void> {
+export async function rebuildWithLeaders(options: RunnerOptions & { projectors: readonly Projector[]; onProgress?: RebuildProgress }): Promise<PromiseSettledResult<void>[]> {
   const context = contextOf(options);
   const { database, logger } = context;
-  const { projector } = options;
-  const local = rolesOf(database).get(projector.name);
-  if (local instanceof ProjectionLeader) return local.rebuild(options.onProgress);
-  const lock = await database.tryLock(lockName(projector.name));
-  if (!lock) throw new ProjectionBusy(projector.name);
+  const roles = rolesOf(database);
   const stopping = new AbortController();
-  // Handled at once: the temporary leader may fail while the rebuild is still being awaited.
-  const leading = lead(context, projector, lock, stopping.signal).catch((error: unknown) => logger.error({ projection: projector.name, err: error }, 'temporary leader failed'));
-  const progress = new ProjectionProgress(database, [projector.name]);
+  const borrowed: { leader: ProjectionLeader; lock: SessionLock; leading: Promise<unknown> }[] = [];
   try {
-    const leader = rolesOf(database).get(projector.name);
-    if (!(leader instanceof ProjectionLeader)) throw new Error(`could not lead ${projector.name}`);
-    await leader.rebuild(options.onProgress);
-    // Nobody else leads it: catch up with the log before letting go, so "rebuilt" means current.
-    const head = await context.store.headPosition(INCIDENT_STREAM_PREFIX);
-    // In slices, so a live side that fails or loses the lock does not hold the caller forever.
-    while (head !== null && !(await progress.waitFor(head, 1000))) {
-      if (leader.signal.aborted || leader.liveState() === 'failed') break;
-    }
+    const leaders = await Promise.allSettled(
+      options.projectors.map(async (projector) => {
+        const local = roles.get(projector.name);
+        if (local instanceof ProjectionLeader) return local;
+        const lock = await database.tryLock(lockName(projector.name));
+        if (!lock) throw new ProjectionBusy(projector.name);
+        // Handled at once: the temporary leader may fail while the rebuild is still being awaited.
+        const leading = lead(context, projector, lock, stopping.signal).catch((error: unknown) => logger.error({ projection: projector.name, err: error }, 'temporary leader failed'));
+        const leader = roles.get(projector.name);
+        if (!(leader instanceof ProjectionLeader)) throw new Error(`could not lead ${projector.name}`);
+        borrowed.push({ leader, lock, leading });
+        await leader.ready();
+        return leader;
+      }),
+    );
+    // Asked in one turn, so they share one pass.
+    const outcomes = await Promise.allSettled(leaders.map((found) => (found.status === 'fulfilled' ? found.value.rebuild(options.onProgress) : Promise.reject(found.reason))));
+    // Nobody else leads the borrowed ones: catch up with the log before letting go, so "rebuilt" means current.
+    const rebuilt = (leader: ProjectionLeader) => outcomes[options.projectors.indexOf(leader.projector)]?.status === 'fulfilled';
+    await Promise.all(borrowed.filter(({ leader }) => rebuilt(leader)).map(({ leader }) => leader.catchUp()));
+    return outcomes;
   } finally {
-    await progress.stop();
     stopping.abort();
-    await leading;
-    await lock.release().catch(() => {});
+    await Promise.all(borrowed.map(({ leading }) => leading));
+    await Promise.all(borrowed.map(({ lock }) => lock.release().catch(() => {})));
   }
+}
+
+/** How long a rebuild waits for others asked about the same time, so one pass serves them all. */
+const REBUILD_GATHER_MS = 50;
+
+// The rebuild of each database that is still taking projections in.
+const gathering = new WeakMap<Database, { leaders: ProjectionLeader[]; outcomes: Promise<PromiseSettledResult<void>[]> }>();
+
+/** Runs a leader's rebuild in one pass with those of every leader in this process asked about the same time. */
+async function rebuildTogether(leader: ProjectionLeader): Promise<void> {
+  const { database } = leader;
+  let pass = gathering.get(database);
+  if (!pass) {
+    const leaders: ProjectionLeader[] = [];
+    const outcomes = new Promise<void>((resolve) => setTimeout(resolve, REBUILD_GATHER_MS)).then(() => {
+      gathering.delete(database);
+      return rebuildWhileLive(leaders);
+    });
+    pass = { leaders, outcomes };
+    gathering.set(database, pass);
+  }
+  const index = pass.leaders.push(leader) - 1;
+  const outcome = (await pass.outcomes)[index]!;
+  if (outcome.status === 'rejected') throw outcome.reason;
 }
 
 class ProjectionLeader implements LiveProjection {
@@ -209,6 +239,30 @@ class ProjectionLeader implements LiveProjection {
 
   liveState(): 'running' | 'failed' {
     return this.failed ? 'failed' : 'running';
+  }
+
+  /** Resolves once the leader has loaded its checkpoint (rejects if it could not). */
+  ready(): Promise<void> {
+    return this.loaded;
+  }
+
+  rebuildProgress(done: number, total: number): void {
+    for (const listener of this.progressListeners) listener(done, total);
+  }
+
+  /** Waits until the live side has projected the head of the log, unless it stops or fails first. */
+  async catchUp(): Promise<void> {
+    const head = await this.store.headPosition(INCIDENT_STREAM_PREFIX);
+    if (head === null) return;
+    const progress = new ProjectionProgress(this.database, [this.name]);
+    try {
+      // In slices, so a live side that fails or loses the lock does not hold the caller forever.
+      while (!(await progress.waitFor(head, 1000))) {
+        if (this.signal.aborted || this.failed || rolesOf(this.database).get(this.name) !== this) return;
+      }
+    } finally {
+      await progress.stop();
+    }
   }
 
   /** Projects live until the signal aborts; throws LeadershipLost when another worker took over. */
@@ -389,7 +443,7 @@ class ProjectionLeader implements LiveProjection {
     if (onProgress) this.progressListeners.add(onProgress);
     try {
       this.rebuilding ??= this.loaded
-        .then(() => rebuildWhileLive(this, (done, total) => this.progressListeners.forEach((listener) => listener(done, total))))
+        .then(() => rebuildTogether(this))
         .finally(() => {
           this.rebuilding = null;
           this.retryFailed();

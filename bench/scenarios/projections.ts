@@ -3,7 +3,7 @@ import { IncidentCommands, type CommandContext } from '../../src/commands/index.
 import { openPostgres, type Database } from '../../src/db/database.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
 import { PostgresEventStore } from '../../src/eventstore/postgres/index.ts';
-import { PROJECTION_NAMES, ProjectionProgress, rebuildProjection, startProjectionWorkers } from '../../projections/index.ts';
+import { PROJECTION_NAMES, ProjectionProgress, rebuildProjections, startProjectionWorkers } from '../../projections/index.ts';
 import { summarize, type BenchRow } from '../lib.ts';
 
 const EVENTS_PER_INCIDENT = 20;
@@ -75,7 +75,9 @@ export async function projectionRebuild(url: string, incidents: number): Promise
       .execute();
     // No workers run here: each rebuild leads its projection for the while (live side included).
     const started = performance.now();
-    await Promise.all(PROJECTION_NAMES.map((name) => rebuildProjection({ database, store, name })));
+    const outcomes = await rebuildProjections({ database, store });
+    const failed = outcomes.find((outcome) => outcome.status === 'rejected');
+    if (failed) throw failed.reason;
     const rebuildSeconds = (performance.now() - started) / 1000;
 
     const bulkStarted = performance.now();

@@ -55,7 +55,7 @@ describe(`the projection CLI commands on ${databaseLabel}`, () => {
   it('rebuild runs through this process’s leader and reports plain lines off a terminal', async () => {
     const before = await dumpReadModels(test.database);
     const { stdout } = await output(() => runRebuildCommand({ database: test.database, store }, ['incidents', 'actions']));
-    expect(stdout).toMatch(new RegExp(`incidents: ${total}/${total} events \\(100%\\), \\d+ events/s, ETA 0s`));
+    expect(stdout).toMatch(new RegExp(`incidents, actions: ${total}/${total} events \\(100%\\), \\d+ events/s, ETA 0s`));
     expect(stdout).toContain('incidents: rebuilt\n');
     expect(stdout).toContain('actions: rebuilt\n');
     expect(await dumpReadModels(test.database)).toEqual(before);

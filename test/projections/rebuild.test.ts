@@ -40,6 +40,9 @@ describe(`rebuilding projections while they serve, on ${databaseLabel}`, () => {
           }
         }
         counts.push(answer);
+        // Real readers arrive through I/O; PGlite answers without any, and a loop of its queries
+        // alone would keep timers (the rebuild's among them) from ever firing.
+        await new Promise((resolve) => setImmediate(resolve));
       }
     })();
     return {
