@@ -52,7 +52,13 @@ export async function runRebuildCommand(runtime: ProjectionCliRuntime, names: st
   }
   const chosen = names.length > 0 ? names : [...PROJECTION_NAMES];
   const progress = progressReporter(chosen.join(', '));
-  const outcomes = await rebuildProjections({ database: runtime.database, store: runtime.store, names: chosen, onProgress: progress.update, logger: runtime.logger }).catch(
+  // Each projection reports its own count; the bar shows the one furthest on.
+  let shown = 0;
+  const onProgress = (done: number, total: number) => {
+    shown = Math.max(shown, done);
+    progress.update(shown, Math.max(total, shown));
+  };
+  const outcomes = await rebuildProjections({ database: runtime.database, store: runtime.store, names: chosen, onProgress, logger: runtime.logger }).catch(
     (error: unknown) => chosen.map((): PromiseSettledResult<void> => ({ status: 'rejected', reason: error })),
   );
   const lines: string[] = [];

@@ -43,6 +43,8 @@ export class Stopped extends Error {
 interface Lane {
   readonly live: LiveProjection;
   readonly scratch: string;
+  /** The last event replayed into the fresh table: the lane takes the log in order from there. */
+  replayed: string | null;
   /** Events replayed into the fresh table. */
   done: number;
   swapped: boolean;
@@ -66,12 +68,10 @@ export async function rebuildWhileLive(lives: readonly LiveProjection[]): Promis
   if (lives.length === 0) return [];
   const { database, store, logger } = lives[0]!;
   const db = database.db;
-  const lanes: Lane[] = lives.map((live) => ({ live, scratch: `${live.projector.table}__rebuild`, done: 0, swapped: false, failed: false }));
+  const lanes: Lane[] = lives.map((live) => ({ live, scratch: `${live.projector.table}__rebuild`, replayed: null, done: 0, swapped: false, failed: false }));
   const running = () => lanes.filter((lane) => !lane.failed && !lane.swapped);
   const startedAt = performance.now();
-  let replayed: string | null = null;
-  /** Events read and replayed so far, and about how many there are. */
-  let done = 0;
+  /** About how many events there are to replay. */
   let total = 0;
 
   const fail = async (lane: Lane, error: unknown): Promise<void> => {
@@ -99,36 +99,41 @@ export async function rebuildWhileLive(lives: readonly LiveProjection[]): Promis
     return batch;
   };
 
-  // Replays the events after the last replayed one, up to and including `limit`; each lane takes
-  // those up to its own live checkpoint. The next batch is read and validated while this one is
-  // being written.
-  const replayUpTo = async (limit: string | null): Promise<void> => {
-    let next = fetch(replayed, limit);
+  // Replays the log up to and including `limit`, from where the lane furthest behind stands: each
+  // lane takes, in order, the events after the last one it took and up to its own live checkpoint
+  // (which may stand before `limit`, and move on later). The next batch is read and validated while
+  // this one is being written. Returns how many events were read.
+  const replayUpTo = async (limit: string | null): Promise<number> => {
+    const from = running().reduce<string | null | undefined>((low, lane) => (low === undefined || comparePositions(lane.replayed, low) < 0 ? lane.replayed : low), undefined);
+    if (from === undefined) return 0;
+    let read = 0;
+    let next = fetch(from, limit);
     for (;;) {
       for (const lane of running()) {
         if (lane.live.signal.aborted) await fail(lane, new Stopped(`rebuild of ${lane.live.projector.name} interrupted`));
       }
-      if (running().length === 0) return;
+      if (running().length === 0) return read;
       const { events, last } = await next;
-      if (events.length === 0) return;
+      if (events.length === 0) return read;
       if (!last) next = fetch(events.at(-1)!.position, limit);
+      read += events.length;
       await Promise.all(running().map((lane) => guarded(lane, () => replayInto(lane, events))));
-      replayed = events.at(-1)!.position;
-      done += events.length;
-      total = Math.max(total, done);
-      for (const lane of running()) lane.live.rebuildProgress(done, total);
-      if (last) return;
+      for (const lane of running()) lane.live.rebuildProgress(lane.done, Math.max(total, lane.done));
+      if (last) return read;
     }
   };
 
   const replayInto = async (lane: Lane, events: readonly ProjectedEvent[]): Promise<void> => {
+    const after = lane.replayed;
     const upTo = lane.live.position;
-    const taken = comparePositions(events.at(-1)!.position, upTo) <= 0 ? events : events.filter((event) => comparePositions(event.position, upTo) <= 0);
+    const wanted = (position: string) => comparePositions(position, after) > 0 && comparePositions(position, upTo) <= 0;
+    const taken = wanted(events[0]!.position) && wanted(events.at(-1)!.position) ? events : events.filter((event) => wanted(event.position));
     if (taken.length === 0) return;
     await db.transaction().execute(async (trx) => {
       await applyEvents(database, trx, lane.live.projector, lane.scratch, taken);
       await trx.updateTable('projection_checkpoints').set({ rebuild_done: lane.done + taken.length }).where('name', '=', lane.live.projector.name).execute();
     });
+    lane.replayed = taken.at(-1)!.position;
     lane.done += taken.length;
   };
 
@@ -162,7 +167,7 @@ export async function rebuildWhileLive(lives: readonly LiveProjection[]): Promis
         .where('name', '=', name)
         .execute();
     });
-    live.rebuildProgress(lane.done, lane.done);
+    live.rebuildProgress(lane.done, Math.max(total, lane.done));
     logger.info({ projection: name, events: lane.done, seconds: Math.round(performance.now() - startedAt) / 1000 }, 'rebuild swapped in');
   };
 
@@ -174,13 +179,13 @@ export async function rebuildWhileLive(lives: readonly LiveProjection[]): Promis
     // projection furthest behind, holding only its live side for the last few events, and go on
     // with the others. One stuck far behind (failed) never holds the others' live sides.
     while (running().length > 0) {
-      let before: number;
-      do {
-        before = done;
-        await replayUpTo(lowest(running()).live.position);
-      } while (done - before >= REPLAY_BATCH && running().length > 0);
+      let read: number;
+      do read = await replayUpTo(lowest(running()).live.position);
+      while (read >= REPLAY_BATCH && running().length > 0);
       if (running().length === 0) break;
       const lane = lowest(running());
+      // Its checkpoint may move once more while the batch in flight commits: the others then take
+      // only what they have projected live, and the rest on a later round from where they stopped.
       const resume = await lane.live.pause();
       try {
         await replayUpTo(lane.live.position);

@@ -21,10 +21,12 @@ async function auditOn(test: TestDatabase, name: string): Promise<Projector<Audi
 
 /**
  * A live side that stands still at `position` (as one that is caught up and idle does) and records
- * how far the rebuild had got each time it was held.
+ * how far the rebuild had got each time it was held. With `committedWhenHeld`, the batch it had in
+ * flight when it was asked to hold commits first and moves it there, as a worker's does.
  */
-async function idleLive(test: TestDatabase, store: EventStore, projector: Projector, position: string | null) {
-  await test.database.db.updateTable('projection_checkpoints').set({ position }).where('name', '=', projector.name).execute();
+async function idleLive(test: TestDatabase, store: EventStore, projector: Projector, position: string | null, committedWhenHeld?: string) {
+  const moveTo = (to: string | null) => test.database.db.updateTable('projection_checkpoints').set({ position: to }).where('name', '=', projector.name).execute();
+  await moveTo(position);
   const heldAt: number[] = [];
   let done = 0;
   const live: LiveProjection = {
@@ -33,9 +35,15 @@ async function idleLive(test: TestDatabase, store: EventStore, projector: Projec
     projector: projector as Projector,
     logger: pino({ enabled: false }),
     signal: new AbortController().signal,
-    position,
+    get position() {
+      return position;
+    },
     liveState: () => 'running',
     async pause() {
+      if (committedWhenHeld !== undefined) {
+        await moveTo(committedWhenHeld);
+        position = committedWhenHeld;
+      }
       heldAt.push(done);
       return () => {};
     },
@@ -117,5 +125,20 @@ describe(`one rebuild pass for several projections, on ${databaseLabel}`, () => 
     // never held while the stretch between the two was replayed.
     expect(behind.heldAt).toEqual([50]);
     expect(ahead.heldAt).toEqual([total]);
+  });
+
+  it('gives every projection the events a live side committed while it was being held', async () => {
+    const events = await store.readAll({ limit: 200 });
+    const at = (count: number) => events[count - 1]!.position;
+    // The one behind is held first; its in-flight batch lands past where the other stood, and the
+    // other's own in-flight batch then carries it to the head.
+    const mover = await idleLive(test, store, await auditOn(test, 'audit_mover'), at(50), at(200));
+    const other = await idleLive(test, store, await auditOn(test, 'audit_other'), at(100), head);
+
+    const outcomes = await rebuildWhileLive([other.live, mover.live]);
+
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(['fulfilled', 'fulfilled']);
+    expect(await auditCounts(test, 'audit_mover')).toEqual({ rows: 200, wrong: 0 });
+    expect(await auditCounts(test, 'audit_other')).toEqual({ rows: total, wrong: 0 });
   });
 });
