@@ -78,6 +78,7 @@ function toText(value: unknown, type: string): string | null {
   if (type === 'jsonb' || type === 'json') return JSON.stringify(value);
   if (Array.isArray(value)) return arrayLiteral(value.map((item: unknown) => (item === null ? null : String(item))));
   if (value instanceof Date) return value.toISOString();
+  if (typeof value === 'object') throw new TypeError(`an object for a column of type ${type}`);
   return String(value);
 }
 
@@ -94,9 +95,9 @@ function arrayLiteral(items: readonly (string | null)[]): string {
   return `${literal}}`;
 }
 
-// One text array per column, each cast to its column's type in the server: one statement per batch
-// whatever its size, and the cheapest way in short of COPY (a JSON document of rows costs the
-// server about four times as much per row).
+// One text array per column of the table (a column the row lacks is NULL), each cast to its type in
+// the server: one statement per batch whatever its size, and the cheapest way in short of COPY (a
+// JSON document of rows costs the server about four times as much per row).
 async function writeRows(database: Database, db: Kysely<Schema>, projector: Projector, table: string, rows: readonly Row[], mode: 'insert' | 'upsert'): Promise<void> {
   if (rows.length === 0) return;
   const columns = await columnsOf(database, db, table);
