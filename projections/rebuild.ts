@@ -16,6 +16,7 @@ export interface LiveProjection {
   readonly database: Database;
   readonly store: EventStore;
   readonly projector: Projector;
+  /** Its lines name the projection. */
   readonly logger: Logger;
   /** Aborts when this process stops leading the projection. */
   readonly signal: AbortSignal;
@@ -66,7 +67,7 @@ function lowest(lanes: readonly Lane[]): Lane {
  */
 export async function rebuildWhileLive(lives: readonly LiveProjection[]): Promise<PromiseSettledResult<void>[]> {
   if (lives.length === 0) return [];
-  const { database, store, logger } = lives[0]!;
+  const { database, store } = lives[0]!;
   const db = database.db;
   const lanes: Lane[] = lives.map((live) => ({ live, scratch: `${live.projector.table}__rebuild`, replayed: null, done: 0, swapped: false, failed: false }));
   const running = () => lanes.filter((lane) => !lane.failed && !lane.swapped);
@@ -139,7 +140,7 @@ export async function rebuildWhileLive(lives: readonly LiveProjection[]): Promis
 
   const prepare = async (lane: Lane): Promise<void> => {
     const { projector } = lane.live;
-    logger.info({ projection: projector.name }, 'rebuild started');
+    lane.live.logger.info('rebuild started');
     await sql`drop table if exists ${sql.table(lane.scratch)}`.execute(db);
     await sql`create table ${sql.table(lane.scratch)} (like ${sql.table(projector.table)} including all)`.execute(db);
     await db.updateTable('projection_checkpoints').set({ state: 'rebuilding', rebuild_done: 0, rebuild_total: total }).where('name', '=', projector.name).execute();
@@ -168,7 +169,7 @@ export async function rebuildWhileLive(lives: readonly LiveProjection[]): Promis
         .execute();
     });
     live.rebuildProgress(lane.done, Math.max(total, lane.done));
-    logger.info({ projection: name, events: lane.done, seconds: Math.round(performance.now() - startedAt) / 1000 }, 'rebuild swapped in');
+    live.logger.info({ events: lane.done, seconds: Math.round(performance.now() - startedAt) / 1000 }, 'rebuild swapped in');
   };
 
   try {
@@ -216,7 +217,7 @@ async function abandon(lane: Lane, error: unknown): Promise<void> {
     .where('name', '=', projector.name)
     .execute()
     .catch(() => {});
-  logger.error({ projection: projector.name, err: error }, 'rebuild failed');
+  logger.error({ err: error }, 'rebuild failed');
 }
 
 /**
