@@ -1,25 +1,17 @@
 import { randomInt } from 'node:crypto';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PostgresEventStore } from '../../src/eventstore/postgres/index.ts';
+import { describe, expect, it } from 'vitest';
 import { PROJECTORS } from '../../projections/catalog.ts';
 import { PROJECTION_NAMES, rebuildProjection, startProjectionWorkers } from '../../projections/index.ts';
 import { projectEvents, toProjectedEvent, type Row } from '../../projections/projector.ts';
-import { databaseLabel, openTestDatabase, type TestDatabase } from '../support/database.ts';
+import { databaseLabel, useTestStore } from '../support/database.ts';
 import { appendLog, countEvents, dumpReadModels, generateLog, waitForCheckpoints } from './fixtures.ts';
 
 describe(`replaying the incident log on ${databaseLabel}`, () => {
-  let test: TestDatabase;
-  let store: PostgresEventStore;
-  beforeAll(async () => {
-    test = await openTestDatabase();
-    store = new PostgresEventStore(test.database);
-  });
-  afterAll(async () => {
-    await test?.cleanup();
-  });
+  const scope = useTestStore();
 
   it('serves exactly the fold of the events, and two replays give byte-identical tables', async () => {
+    const { test, store } = scope;
     const seed = randomInt(2 ** 31);
     const orgs = [`replay${seed}a`, `replay${seed}b`];
     const log = generateLog({ seed, orgs, incidents: 30, events: 600 });

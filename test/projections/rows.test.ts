@@ -1,14 +1,13 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { incidentStreamName } from '../../src/domain/streams.ts';
-import { PostgresEventStore } from '../../src/eventstore/postgres/index.ts';
 import type { EventToAppend } from '../../src/eventstore/port.ts';
 import { PROJECTORS } from '../../projections/catalog.ts';
 import { startProjectionWorkers } from '../../projections/index.ts';
 import { keyString, projectEvents, toProjectedEvent, type Projector, type Row } from '../../projections/projector.ts';
 import { startProjectionRunners } from '../../projections/runner.ts';
-import { databaseLabel, openTestDatabase, type TestDatabase } from '../support/database.ts';
+import { databaseLabel, useTestStore, type TestDatabase } from '../support/database.ts';
 import { appendLog, generateLog, waitForCheckpoints } from './fixtures.ts';
 
 /** A projector's rows of these orgs as the database holds them, timestamps as ISO strings, in key order. */
@@ -21,17 +20,10 @@ async function storedRows(test: TestDatabase, projector: Projector, orgs: string
 }
 
 describe(`the rows the workers write, on ${databaseLabel}`, () => {
-  let test: TestDatabase;
-  let store: PostgresEventStore;
-  beforeAll(async () => {
-    test = await openTestDatabase();
-    store = new PostgresEventStore(test.database);
-  });
-  afterAll(async () => {
-    await test?.cleanup();
-  });
+  const scope = useTestStore();
 
   it('are exactly the pure fold of the events, awkward text, arrays and JSON included', async () => {
+    const { test, store } = scope;
     const seed = randomInt(2 ** 31);
     const orgs = [`rows${seed}`];
     const head = await appendLog(store, generateLog({ seed, orgs, incidents: 40, events: 1500 }));
@@ -53,6 +45,7 @@ describe(`the rows the workers write, on ${databaseLabel}`, () => {
   });
 
   it('stops an insert-only projection at an event whose row exists already, and names the key', async () => {
+    const { test, store } = scope;
     const orgId = `dup${randomUUID().slice(0, 8)}`;
     const incidentId = `inc_${randomUUID().replaceAll('-', '')}`;
     const stream = incidentStreamName(orgId, incidentId);

@@ -1,15 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { openPostgres, type Database } from '../../src/db/database.ts';
 import { incidentStreamName } from '../../src/domain/streams.ts';
-import { PostgresEventStore } from '../../src/eventstore/postgres/index.ts';
 import type { EventToAppend } from '../../src/eventstore/port.ts';
 import { PROJECTORS } from '../../projections/catalog.ts';
 import { PROJECTION_NAMES, ProjectionProgress, projectionStatus, startProjectionWorkers } from '../../projections/index.ts';
 import { startProjectionRunners } from '../../projections/runner.ts';
-import { databaseLabel, openTestDatabase, type TestDatabase } from '../support/database.ts';
+import { databaseLabel, useTestStore } from '../support/database.ts';
 import { waitForCheckpoints } from './fixtures.ts';
 
 const alice = { type: 'USER', ref: 'alice' };
@@ -66,17 +65,10 @@ function recordingLogger() {
 }
 
 describe(`projection workers on ${databaseLabel}`, () => {
-  let test: TestDatabase;
-  let store: PostgresEventStore;
-  beforeAll(async () => {
-    test = await openTestDatabase();
-    store = new PostgresEventStore(test.database);
-  });
-  afterAll(async () => {
-    await test?.cleanup();
-  });
+  const scope = useTestStore();
 
   it('waitFor resolves once an append is projected (woken by NOTIFY from another connection on a server), and the row is there', async () => {
+    const { test, store } = scope;
     const { orgId, incidentId } = newIds();
     const workers = startProjectionWorkers({ database: test.database, store });
     // On a server, a second pool stands for an API replica in another process: only the NOTIFY can wake it.
@@ -96,6 +88,7 @@ describe(`projection workers on ${databaseLabel}`, () => {
   });
 
   it('waitFor answers false at its timeout while the workers are stopped, and a restart resumes from the checkpoint', async () => {
+    const { test, store } = scope;
     const { orgId, incidentId } = newIds();
     const stream = incidentStreamName(orgId, incidentId);
     const progress = new ProjectionProgress(test.database);
@@ -125,6 +118,7 @@ describe(`projection workers on ${databaseLabel}`, () => {
   });
 
   it('a standby takes over when the leader stops, and goes on from its checkpoint', async () => {
+    const { test, store } = scope;
     const { orgId, incidentId } = newIds();
     const stream = incidentStreamName(orgId, incidentId);
     const leaderLog = recordingLogger();
@@ -151,17 +145,10 @@ describe(`projection workers on ${databaseLabel}`, () => {
 });
 
 describe(`a projection that meets an event it cannot apply, on ${databaseLabel}`, () => {
-  let test: TestDatabase;
-  let store: PostgresEventStore;
-  beforeAll(async () => {
-    test = await openTestDatabase();
-    store = new PostgresEventStore(test.database);
-  });
-  afterAll(async () => {
-    await test?.cleanup();
-  });
+  const scope = useTestStore();
 
   it('retries it with backoff, then stops there with state failed, the position and the error, skipping nothing', async () => {
+    const { test, store } = scope;
     const good = newIds();
     const orphan = newIds();
     const later = newIds();

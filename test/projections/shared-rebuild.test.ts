@@ -1,13 +1,12 @@
 import { randomInt } from 'node:crypto';
 import { sql } from 'kysely';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PostgresEventStore } from '../../src/eventstore/postgres/index.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { EventStore } from '../../src/eventstore/port.ts';
 import { UnprojectableEvent, type Projector } from '../../projections/projector.ts';
 import { rebuildWhileLive, type LiveProjection } from '../../projections/rebuild.ts';
 import { ensureCheckpoint } from '../../projections/rows.ts';
-import { databaseLabel, openTestDatabase, type TestDatabase } from '../support/database.ts';
+import { databaseLabel, useTestStore, type TestDatabase } from '../support/database.ts';
 import { appendLog, auditProjector, countEvents, generateLog } from './fixtures.ts';
 
 type Audit = { event_id: string; applied: number };
@@ -61,23 +60,18 @@ async function auditCounts(test: TestDatabase, table: string): Promise<{ rows: n
 }
 
 describe(`one rebuild pass for several projections, on ${databaseLabel}`, () => {
-  let test: TestDatabase;
-  let store: PostgresEventStore;
+  const scope = useTestStore();
   let total: number;
   let head: string;
   beforeAll(async () => {
-    test = await openTestDatabase();
-    store = new PostgresEventStore(test.database);
     const seed = randomInt(2 ** 31);
     const log = generateLog({ seed, orgs: [`pass${seed}`], incidents: 12, events: 300 });
     total = countEvents(log);
-    head = (await appendLog(store, log))!;
-  });
-  afterAll(async () => {
-    await test?.cleanup();
+    head = (await appendLog(scope.store, log))!;
   });
 
   it('reads each event once for all of them, and a projection that fails drops out alone', async () => {
+    const { test, store } = scope;
     const audit = await auditOn(test, 'audit_pass');
     const victim = (await store.readAll({ limit: 100 })).at(-1)!.eventId;
     const flaky: Projector<Audit> = {
@@ -112,6 +106,7 @@ describe(`one rebuild pass for several projections, on ${databaseLabel}`, () => 
   });
 
   it('swaps in the projection furthest behind first, and holds each live side only for its own last events', async () => {
+    const { test, store } = scope;
     const early = (await store.readAll({ limit: 50 })).at(-1)!.position;
     const behind = await idleLive(test, store, await auditOn(test, 'audit_behind'), early);
     const ahead = await idleLive(test, store, await auditOn(test, 'audit_ahead'), head);
@@ -128,6 +123,7 @@ describe(`one rebuild pass for several projections, on ${databaseLabel}`, () => 
   });
 
   it('gives every projection the events a live side committed while it was being held', async () => {
+    const { test, store } = scope;
     const events = await store.readAll({ limit: 200 });
     const at = (count: number) => events[count - 1]!.position;
     // The one behind is held first; its in-flight batch lands past where the other stood, and the

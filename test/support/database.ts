@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { afterAll, beforeAll } from 'vitest';
 import { openPGlite, openPostgres, type Database, type PostgresOptions } from '../../src/db/database.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
+import { PostgresEventStore } from '../../src/eventstore/postgres/index.ts';
 
 export interface TestDatabase {
   database: Database;
@@ -51,4 +53,26 @@ async function adminQuery(url: string, text: string): Promise<void> {
   } finally {
     await client.end();
   }
+}
+
+/** The scratch database of a describe block, with the PostgreSQL event store on it. */
+export interface TestStore {
+  test: TestDatabase;
+  store: PostgresEventStore;
+}
+
+/**
+ * Opens a scratch database (and the event store on it) before the tests of the calling describe
+ * block and drops it after them; the returned object holds both once they run.
+ */
+export function useTestStore(): TestStore {
+  const scope = {} as TestStore;
+  beforeAll(async () => {
+    scope.test = await openTestDatabase();
+    scope.store = new PostgresEventStore(scope.test.database);
+  });
+  afterAll(async () => {
+    await scope.test?.cleanup();
+  });
+  return scope;
 }
