@@ -36,7 +36,11 @@ export function summarize(samples: number[]): { p50: number; p99: number; mean: 
 }
 
 /** Runs `worker` on `concurrency` loops for `durationMs`; returns operations completed per second. */
-export async function throughput(concurrency: number, durationMs: number, worker: (loop: number, iteration: number) => Promise<void>): Promise<number> {
+export async function throughput(
+  concurrency: number,
+  durationMs: number,
+  worker: (loop: number, iteration: number) => Promise<void>,
+): Promise<number> {
   const deadline = performance.now() + durationMs;
   let done = 0;
   const started = performance.now();
@@ -57,7 +61,10 @@ export async function scratchDatabase(serverUrl: string): Promise<{ url: string;
   await adminQuery(serverUrl, `create database ${name}`);
   const url = new URL(serverUrl);
   url.pathname = `/${name}`;
-  return { url: url.toString(), drop: () => adminQuery(serverUrl, `drop database if exists ${name} with (force)`) };
+  return {
+    url: url.toString(),
+    drop: () => adminQuery(serverUrl, `drop database if exists ${name} with (force)`),
+  };
 }
 
 async function adminQuery(url: string, text: string): Promise<void> {

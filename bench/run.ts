@@ -11,7 +11,8 @@ import { listQueries } from './scenarios/list-queries.ts';
 import { projectionLag, projectionRebuild } from './scenarios/projections.ts';
 import { formatNumber, meetsTarget, ratio, scratchDatabase, type BenchRow } from './lib.ts';
 
-const serverUrl = process.env.BENCH_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const serverUrl =
+  process.env.BENCH_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const only = process.env.BENCH_SCENARIOS?.split(',');
 
@@ -26,7 +27,10 @@ const scenarios: Record<string, Scenario> = {
 };
 
 function table(rows: BenchRow[]): string {
-  const lines = ['| scenario | figure | value | baseline (same run) | ratio | target | met |', '| --- | --- | --- | --- | --- | --- | --- |'];
+  const lines = [
+    '| scenario | figure | value | baseline (same run) | ratio | target | met |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+  ];
   for (const row of rows) {
     const r = ratio(row);
     const met = meetsTarget(row);
@@ -51,7 +55,12 @@ for (const [name, scenario] of Object.entries(scenarios)) {
   } catch (error) {
     // One broken scenario must not cost the figures of the others.
     process.stderr.write(`bench: ${name} failed: ${error instanceof Error ? error.stack : String(error)}\n`);
-    rows.push({ scenario: name, metric: `FAILED: ${error instanceof Error ? error.message : String(error)}`, value: Number.NaN, unit: '' });
+    rows.push({
+      scenario: name,
+      metric: `FAILED: ${error instanceof Error ? error.message : String(error)}`,
+      value: Number.NaN,
+      unit: '',
+    });
   } finally {
     await scratch.drop();
   }
@@ -60,4 +69,14 @@ const markdown = `# ITS bench, ${new Date().toISOString()}\n\n${table(rows)}\n\n
 console.log(markdown);
 await mkdir(new URL('./results/', import.meta.url), { recursive: true });
 await writeFile(new URL('./results/latest.md', import.meta.url), markdown);
-await writeFile(new URL('./results/latest.json', import.meta.url), JSON.stringify({ at: new Date().toISOString(), rows: rows.map((row) => ({ ...row, ratio: ratio(row), met: meetsTarget(row) })) }, null, 2));
+await writeFile(
+  new URL('./results/latest.json', import.meta.url),
+  JSON.stringify(
+    {
+      at: new Date().toISOString(),
+      rows: rows.map((row) => ({ ...row, ratio: ratio(row), met: meetsTarget(row) })),
+    },
+    null,
+    2,
+  ),
+);

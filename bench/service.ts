@@ -21,7 +21,11 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function startChild(args: string[], env: Record<string, string>, readyPath: string): Promise<ChildServer> {
+export async function startChild(
+  args: string[],
+  env: Record<string, string>,
+  readyPath: string,
+): Promise<ChildServer> {
   const port = await freePort();
   const child: ChildProcess = spawn(process.execPath, args, {
     env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },

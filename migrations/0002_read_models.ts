@@ -65,7 +65,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       version integer not null,
       primary key (org_id, incident_id, id)
     )`.execute(db);
-  await sql`create index incident_signals_order on incident_signals (org_id, incident_id, version)`.execute(db);
+  await sql`create index incident_signals_order on incident_signals (org_id, incident_id, version)`.execute(
+    db,
+  );
 
   await sql`
     create table incident_actions (
@@ -81,7 +83,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       version integer not null,
       primary key (org_id, incident_id, id)
     )`.execute(db);
-  await sql`create index incident_actions_order on incident_actions (org_id, incident_id, version)`.execute(db);
+  await sql`create index incident_actions_order on incident_actions (org_id, incident_id, version)`.execute(
+    db,
+  );
 
   await sql`
     create table incident_slo_violations (
@@ -97,7 +101,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       version integer not null,
       primary key (org_id, incident_id, id)
     )`.execute(db);
-  await sql`create index incident_slo_violations_order on incident_slo_violations (org_id, incident_id, version)`.execute(db);
+  await sql`create index incident_slo_violations_order on incident_slo_violations (org_id, incident_id, version)`.execute(
+    db,
+  );
 
   await sql`
     create table projection_checkpoints (
@@ -116,7 +122,13 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
-  for (const table of ['projection_checkpoints', 'incident_slo_violations', 'incident_actions', 'incident_signals', 'incidents']) {
+  for (const table of [
+    'projection_checkpoints',
+    'incident_slo_violations',
+    'incident_actions',
+    'incident_signals',
+    'incidents',
+  ]) {
     await sql`drop table ${sql.raw(table)}`.execute(db);
   }
 }

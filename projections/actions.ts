@@ -22,17 +22,47 @@ function timelineEntry(event: ProjectedEvent): TimelineEntry | null {
   const id = serviceActionId(event.eventId);
   switch (event.type) {
     case 'INCIDENT_NOTE_ADDED':
-      return { id: event.data.actionId, kind: 'NOTE', label: event.data.label, details: event.data.details ?? null };
+      return {
+        id: event.data.actionId,
+        kind: 'NOTE',
+        label: event.data.label,
+        details: event.data.details ?? null,
+      };
     case 'INCIDENT_PLAYBOOK_ACTION_EXECUTED':
-      return { id: event.data.actionId, kind: event.data.actionKind, label: event.data.label, details: event.data.details ?? null };
+      return {
+        id: event.data.actionId,
+        kind: event.data.actionKind,
+        label: event.data.label,
+        details: event.data.details ?? null,
+      };
     case 'INCIDENT_STATUS_CHANGED':
-      return { id, kind: 'STATUS_CHANGE', label: `Status ${event.data.from} → ${event.data.to}`, details: event.data.reason ?? null };
+      return {
+        id,
+        kind: 'STATUS_CHANGE',
+        label: `Status ${event.data.from} → ${event.data.to}`,
+        details: event.data.reason ?? null,
+      };
     case 'INCIDENT_RESOLVED':
-      return { id, kind: 'STATUS_CHANGE', label: `Status ${event.data.from} → RESOLVED`, details: event.data.reason ?? null };
+      return {
+        id,
+        kind: 'STATUS_CHANGE',
+        label: `Status ${event.data.from} → RESOLVED`,
+        details: event.data.reason ?? null,
+      };
     case 'INCIDENT_SEVERITY_CHANGED':
-      return { id, kind: 'SEVERITY_CHANGE', label: `Severity ${event.data.from} → ${event.data.to}`, details: event.data.reason ?? null };
+      return {
+        id,
+        kind: 'SEVERITY_CHANGE',
+        label: `Severity ${event.data.from} → ${event.data.to}`,
+        details: event.data.reason ?? null,
+      };
     case 'INCIDENT_LINKED_TO_TICKET':
-      return { id, kind: 'TICKET_LINK', label: `Linked ${event.data.system} ${event.data.key}`, details: event.data.url ?? null };
+      return {
+        id,
+        kind: 'TICKET_LINK',
+        label: `Linked ${event.data.system} ${event.data.key}`,
+        details: event.data.url ?? null,
+      };
     default:
       return null;
   }

@@ -6,13 +6,17 @@ import { sloViolationsProjector } from './slo-violations.ts';
 
 /** Every projection, one per read model, by name. */
 export const PROJECTORS: ReadonlyMap<string, Projector> = new Map<string, Projector>(
-  [incidentsProjector, signalsProjector, actionsProjector, sloViolationsProjector].map((projector) => [projector.name, projector]),
+  [incidentsProjector, signalsProjector, actionsProjector, sloViolationsProjector].map((projector) => [
+    projector.name,
+    projector,
+  ]),
 );
 
 export const PROJECTION_NAMES: readonly string[] = [...PROJECTORS.keys()];
 
 export function projectorNamed(name: string): Projector {
   const projector = PROJECTORS.get(name);
-  if (!projector) throw new RangeError(`unknown projection ${JSON.stringify(name)}; known: ${PROJECTION_NAMES.join(', ')}`);
+  if (!projector)
+    throw new RangeError(`unknown projection ${JSON.stringify(name)}; known: ${PROJECTION_NAMES.join(', ')}`);
   return projector;
 }

@@ -27,12 +27,22 @@ export async function runStatusCommand(runtime: ProjectionCliRuntime): Promise<v
     String(status.lag),
     status.lagSeconds.toFixed(1),
     String(status.eventsProcessed),
-    status.lastError === null ? '-' : `${status.lastError}${status.errorPosition ? ` (at ${status.errorPosition})` : ''}`,
+    status.lastError === null
+      ? '-'
+      : `${status.lastError}${status.errorPosition ? ` (at ${status.errorPosition})` : ''}`,
   ]);
-  const widths = header.map((title, column) => Math.max(title.length, ...lines.map((line) => line[column]!.length)));
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...lines.map((line) => line[column]!.length)),
+  );
   const numeric = new Set([3, 4, 5]);
   for (const line of [header, ...lines]) {
-    const cells = line.map((cell, column) => (column === line.length - 1 ? cell : numeric.has(column) ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!)));
+    const cells = line.map((cell, column) =>
+      column === line.length - 1
+        ? cell
+        : numeric.has(column)
+          ? cell.padStart(widths[column]!)
+          : cell.padEnd(widths[column]!),
+    );
     process.stdout.write(`${cells.join('  ')}\n`);
   }
   if (statuses.some((status) => status.state === 'failed')) process.exitCode = 1;
@@ -58,8 +68,14 @@ export async function runRebuildCommand(runtime: ProjectionCliRuntime, names: st
     shown = Math.max(shown, done);
     progress.update(shown, Math.max(total, shown));
   };
-  const outcomes = await rebuildProjections({ database: runtime.database, store: runtime.store, names: chosen, onProgress, logger: runtime.logger }).catch(
-    (error: unknown) => chosen.map((): PromiseSettledResult<void> => ({ status: 'rejected', reason: error })),
+  const outcomes = await rebuildProjections({
+    database: runtime.database,
+    store: runtime.store,
+    names: chosen,
+    onProgress,
+    logger: runtime.logger,
+  }).catch((error: unknown) =>
+    chosen.map((): PromiseSettledResult<void> => ({ status: 'rejected', reason: error })),
   );
   const lines: string[] = [];
   const elsewhere: string[] = [];
@@ -94,7 +110,11 @@ function errorMessage(error: unknown): string {
 }
 
 /** Requests the rebuild and follows it in projection_checkpoints; null on success, else the error. */
-async function requestAndFollow(database: Database, name: string, onProgress: (done: number, total: number) => void): Promise<string | null> {
+async function requestAndFollow(
+  database: Database,
+  name: string,
+  onProgress: (done: number, total: number) => void,
+): Promise<string | null> {
   await requestRebuild(database, name);
   const checkpoint = () =>
     database.db
@@ -109,7 +129,8 @@ async function requestAndFollow(database: Database, name: string, onProgress: (d
     if (row.state === 'rebuilding') onProgress(Number(row.rebuild_done), Number(row.rebuild_total));
     // The leader clears the request when it swaps the tables in, or when the rebuild fails.
     if (row.rebuild_requested_at === null) {
-      const rebuilt = row.rebuilt_at !== null && requestedAt !== null && row.rebuilt_at.getTime() >= requestedAt.getTime();
+      const rebuilt =
+        row.rebuilt_at !== null && requestedAt !== null && row.rebuilt_at.getTime() >= requestedAt.getTime();
       return rebuilt ? null : (row.last_error ?? 'the rebuild did not complete');
     }
   }
@@ -125,9 +146,16 @@ interface ProgressReporter {
 function progressReporter(name: string): ProgressReporter {
   const startedAt = performance.now();
   const rate = (done: number) => Math.round(done / Math.max(0.001, (performance.now() - startedAt) / 1000));
-  const eta = (done: number, total: number) => (done >= total ? '0s' : rate(done) > 0 ? `${Math.ceil((total - done) / rate(done))}s` : '?');
+  const eta = (done: number, total: number) =>
+    done >= total ? '0s' : rate(done) > 0 ? `${Math.ceil((total - done) / rate(done))}s` : '?';
   if (process.stdout.isTTY) {
-    const bar = new SingleBar({ format: `${name.padEnd(16)} [{bar}] {value}/{total} events | {rate} events/s | ETA {remaining}`, hideCursor: true }, Presets.shades_classic);
+    const bar = new SingleBar(
+      {
+        format: `${name.padEnd(16)} [{bar}] {value}/{total} events | {rate} events/s | ETA {remaining}`,
+        hideCursor: true,
+      },
+      Presets.shades_classic,
+    );
     let started = false;
     return {
       update(done, total) {
@@ -157,7 +185,9 @@ function progressReporter(name: string): ProgressReporter {
       const now = performance.now();
       if (now - lastLine < 1000 && done < total) return;
       lastLine = now;
-      process.stdout.write(`${name}: ${done}/${total} events (${total > 0 ? Math.floor((100 * done) / total) : 100}%), ${rate(done)} events/s, ETA ${eta(done, total)}\n`);
+      process.stdout.write(
+        `${name}: ${done}/${total} events (${total > 0 ? Math.floor((100 * done) / total) : 100}%), ${rate(done)} events/s, ETA ${eta(done, total)}\n`,
+      );
     },
     note(message) {
       process.stdout.write(`${message}\n`);

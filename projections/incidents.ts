@@ -112,8 +112,12 @@ export const incidentsProjector: Projector<IncidentRow> = {
   rowKey: (event) => [event.orgId, event.incidentId],
   evolve(row, event) {
     if (event.type === 'INCIDENT_CREATED' && row === undefined) return created(event);
-    if (row === undefined) throw new UnprojectableEvent(`${event.type} for incident ${event.incidentId}, which was never created`);
+    if (row === undefined)
+      throw new UnprojectableEvent(`${event.type} for incident ${event.incidentId}, which was never created`);
     // Not `{ ...row, ...changes, updated_at, … }`: V8 builds that shape many times slower.
-    return Object.assign({}, row, changes(row, event), { updated_at: event.occurredAt, version: event.version });
+    return Object.assign({}, row, changes(row, event), {
+      updated_at: event.occurredAt,
+      version: event.version,
+    });
   },
 };

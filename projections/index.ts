@@ -15,9 +15,19 @@ export { ProjectionBusy, type ProjectionWorkers } from './runner.ts';
 export { projectionStatus, requestRebuild, type ProjectionState, type ProjectionStatus } from './status.ts';
 
 /** Starts a worker for each projection (all by default): it leads when it gets the lock, else stands by. */
-export function startProjectionWorkers(opts: { database: Database; store: EventStore; logger?: Logger; names?: string[] }): ProjectionWorkers {
+export function startProjectionWorkers(opts: {
+  database: Database;
+  store: EventStore;
+  logger?: Logger;
+  names?: string[];
+}): ProjectionWorkers {
   const names = opts.names ?? PROJECTION_NAMES;
-  return startProjectionRunners({ database: opts.database, store: opts.store, logger: opts.logger, projectors: names.map(projectorNamed) });
+  return startProjectionRunners({
+    database: opts.database,
+    store: opts.store,
+    logger: opts.logger,
+    projectors: names.map(projectorNamed),
+  });
 }
 
 /**
@@ -26,13 +36,31 @@ export function startProjectionWorkers(opts: { database: Database; store: EventS
  * for the while. Resolves with each one's outcome, in the order given: ProjectionBusy for one that
  * another process leads (use `requestRebuild`).
  */
-export function rebuildProjections(opts: { database: Database; store: EventStore; names?: readonly string[]; onProgress?: RebuildProgress; logger?: Logger }): Promise<PromiseSettledResult<void>[]> {
+export function rebuildProjections(opts: {
+  database: Database;
+  store: EventStore;
+  names?: readonly string[];
+  onProgress?: RebuildProgress;
+  logger?: Logger;
+}): Promise<PromiseSettledResult<void>[]> {
   const names = opts.names ?? PROJECTION_NAMES;
-  return rebuildWithLeaders({ database: opts.database, store: opts.store, logger: opts.logger, projectors: names.map(projectorNamed), onProgress: opts.onProgress });
+  return rebuildWithLeaders({
+    database: opts.database,
+    store: opts.store,
+    logger: opts.logger,
+    projectors: names.map(projectorNamed),
+    onProgress: opts.onProgress,
+  });
 }
 
 /** Rebuilds one projection (see `rebuildProjections`); throws what stopped it. */
-export async function rebuildProjection(opts: { database: Database; store: EventStore; name: string; onProgress?: RebuildProgress; logger?: Logger }): Promise<void> {
+export async function rebuildProjection(opts: {
+  database: Database;
+  store: EventStore;
+  name: string;
+  onProgress?: RebuildProgress;
+  logger?: Logger;
+}): Promise<void> {
   const [outcome] = await rebuildProjections({ ...opts, names: [opts.name] });
   if (outcome!.status === 'rejected') throw outcome!.reason;
 }

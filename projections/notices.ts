@@ -17,7 +17,11 @@ export function announce(database: Database, channel: string, payload: string): 
  * Calls `onNotice` for every NOTIFY on `channel` (from any process) and every `announce` in this
  * process on the same database; with null after a reconnect, when notices may have been missed.
  */
-export async function listenForNotices(database: Database, channel: string, onNotice: (payload: string | null) => void): Promise<() => Promise<void>> {
+export async function listenForNotices(
+  database: Database,
+  channel: string,
+  onNotice: (payload: string | null) => void,
+): Promise<() => Promise<void>> {
   const onLocal = (from: Database, payload: string) => {
     if (from === database) onNotice(payload);
   };

@@ -42,7 +42,11 @@ export class ProjectionProgress {
   }
 
   private async reload(): Promise<void> {
-    const rows = await this.database.db.selectFrom('projection_checkpoints').select(['name', 'position']).where('name', 'in', this.names).execute();
+    const rows = await this.database.db
+      .selectFrom('projection_checkpoints')
+      .select(['name', 'position'])
+      .where('name', 'in', this.names)
+      .execute();
     for (const { name, position } of rows) if (position !== null) this.advance(name, position);
   }
 

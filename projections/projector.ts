@@ -1,5 +1,10 @@
 import type { Selectable } from 'kysely';
-import { eventMetadataSchema, parseEvent, type EventMetadata, type IncidentEvent } from '../src/domain/incident/events.ts';
+import {
+  eventMetadataSchema,
+  parseEvent,
+  type EventMetadata,
+  type IncidentEvent,
+} from '../src/domain/incident/events.ts';
 import { parseIncidentStreamName } from '../src/domain/streams.ts';
 import type { RecordedEvent } from '../src/eventstore/port.ts';
 
@@ -26,7 +31,11 @@ export type Row = Record<string, unknown>;
 
 /** A table's row (from src/db/schema.ts) as a projector writes it: timestamps as ISO strings. */
 export type ProjectedRow<T> = {
-  [K in keyof Selectable<T>]: Selectable<T>[K] extends Date ? string : Selectable<T>[K] extends Date | null ? string | null : Selectable<T>[K];
+  [K in keyof Selectable<T>]: Selectable<T>[K] extends Date
+    ? string
+    : Selectable<T>[K] extends Date | null
+      ? string | null
+      : Selectable<T>[K];
 };
 
 /**
@@ -92,7 +101,11 @@ export function keyString(key: readonly string[]): string {
 }
 
 /** Folds events into rows (keyed by `keyString`), in place; returns the keys of the rows that changed. */
-export function foldEvents<R extends Row>(projector: Projector<R>, events: readonly ProjectedEvent[], rows: Map<string, R>): Set<string> {
+export function foldEvents<R extends Row>(
+  projector: Projector<R>,
+  events: readonly ProjectedEvent[],
+  rows: Map<string, R>,
+): Set<string> {
   const changed = new Set<string>();
   for (const event of events) {
     const key = projector.rowKey(event);
@@ -105,7 +118,10 @@ export function foldEvents<R extends Row>(projector: Projector<R>, events: reado
 }
 
 /** The rows that `events` alone give, in key order: the pure fold a test compares with. */
-export function projectEvents<R extends Row>(projector: Projector<R>, events: readonly ProjectedEvent[]): R[] {
+export function projectEvents<R extends Row>(
+  projector: Projector<R>,
+  events: readonly ProjectedEvent[],
+): R[] {
   const rows = new Map<string, R>();
   foldEvents(projector, events, rows);
   return [...rows.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, row]) => row);

@@ -3,7 +3,12 @@ import type { Logger } from 'pino';
 import type { Database } from '../src/db/database.ts';
 import type { Schema } from '../src/db/schema.ts';
 import { comparePositions, type EventStore } from '../src/eventstore/port.ts';
-import { INCIDENT_STREAM_PREFIX, toProjectedEvent, type ProjectedEvent, type Projector } from './projector.ts';
+import {
+  INCIDENT_STREAM_PREFIX,
+  toProjectedEvent,
+  type ProjectedEvent,
+  type Projector,
+} from './projector.ts';
 import { applyEvents } from './rows.ts';
 
 /** Events per replay transaction: large enough that a busy row is written once for many events. */
@@ -55,7 +60,9 @@ interface Lane {
 
 /** The lane whose live side is furthest behind. */
 function lowest(lanes: readonly Lane[]): Lane {
-  return lanes.reduce((low, lane) => (comparePositions(lane.live.position, low.live.position) < 0 ? lane : low));
+  return lanes.reduce((low, lane) =>
+    comparePositions(lane.live.position, low.live.position) < 0 ? lane : low,
+  );
 }
 
 /**
@@ -65,11 +72,20 @@ function lowest(lanes: readonly Lane[]): Lane {
  * checkpoint) and its live side carries on from there. A projection that fails drops out alone.
  * Resolves with each projection's outcome, in the order given.
  */
-export async function rebuildWhileLive(lives: readonly LiveProjection[]): Promise<PromiseSettledResult<void>[]> {
+export async function rebuildWhileLive(
+  lives: readonly LiveProjection[],
+): Promise<PromiseSettledResult<void>[]> {
   if (lives.length === 0) return [];
   const { database, store } = lives[0]!;
   const db = database.db;
-  const lanes: Lane[] = lives.map((live) => ({ live, scratch: `${live.projector.table}__rebuild`, replayed: null, done: 0, swapped: false, failed: false }));
+  const lanes: Lane[] = lives.map((live) => ({
+    live,
+    scratch: `${live.projector.table}__rebuild`,
+    replayed: null,
+    done: 0,
+    swapped: false,
+    failed: false,
+  }));
   const running = () => lanes.filter((lane) => !lane.failed && !lane.swapped);
   const startedAt = performance.now();
   /** About how many events there are to replay. */
@@ -91,10 +107,18 @@ export async function rebuildWhileLive(lives: readonly LiveProjection[]): Promis
   };
   // Reads the batch after `after` and validates the events in it up to `limit`.
   const fetch = (after: string | null, limit: string | null) => {
-    const batch = store.readAll({ fromPosition: after, streamPrefix: INCIDENT_STREAM_PREFIX, limit: REPLAY_BATCH }).then((events) => {
-      const due = events.length > 0 && comparePositions(events.at(-1)!.position, limit) <= 0 ? events : events.filter((event) => comparePositions(event.position, limit) <= 0);
-      return { events: due.map(toProjectedEvent), last: due.length < events.length || events.length < REPLAY_BATCH };
-    });
+    const batch = store
+      .readAll({ fromPosition: after, streamPrefix: INCIDENT_STREAM_PREFIX, limit: REPLAY_BATCH })
+      .then((events) => {
+        const due =
+          events.length > 0 && comparePositions(events.at(-1)!.position, limit) <= 0
+            ? events
+            : events.filter((event) => comparePositions(event.position, limit) <= 0);
+        return {
+          events: due.map(toProjectedEvent),
+          last: due.length < events.length || events.length < REPLAY_BATCH,
+        };
+      });
     // A batch fetched ahead may never be awaited: its failure must not go unhandled.
     batch.catch(() => {});
     return batch;
@@ -105,13 +129,17 @@ export async function rebuildWhileLive(lives: readonly LiveProjection[]): Promis
   // (which may stand before `limit`, and move on later). The next batch is read and validated while
   // this one is being written. Returns how many events were read.
   const replayUpTo = async (limit: string | null): Promise<number> => {
-    const from = running().reduce<string | null | undefined>((low, lane) => (low === undefined || comparePositions(lane.replayed, low) < 0 ? lane.replayed : low), undefined);
+    const from = running().reduce<string | null | undefined>(
+      (low, lane) => (low === undefined || comparePositions(lane.replayed, low) < 0 ? lane.replayed : low),
+      undefined,
+    );
     if (from === undefined) return 0;
     let read = 0;
     let next = fetch(from, limit);
     for (;;) {
       for (const lane of running()) {
-        if (lane.live.signal.aborted) await fail(lane, new Stopped(`rebuild of ${lane.live.projector.name} interrupted`));
+        if (lane.live.signal.aborted)
+          await fail(lane, new Stopped(`rebuild of ${lane.live.projector.name} interrupted`));
       }
       if (running().length === 0) return read;
       const { events, last } = await next;
@@ -127,12 +155,20 @@ export async function rebuildWhileLive(lives: readonly LiveProjection[]): Promis
   const replayInto = async (lane: Lane, events: readonly ProjectedEvent[]): Promise<void> => {
     const after = lane.replayed;
     const upTo = lane.live.position;
-    const wanted = (position: string) => comparePositions(position, after) > 0 && comparePositions(position, upTo) <= 0;
-    const taken = wanted(events[0]!.position) && wanted(events.at(-1)!.position) ? events : events.filter((event) => wanted(event.position));
+    const wanted = (position: string) =>
+      comparePositions(position, after) > 0 && comparePositions(position, upTo) <= 0;
+    const taken =
+      wanted(events[0]!.position) && wanted(events.at(-1)!.position)
+        ? events
+        : events.filter((event) => wanted(event.position));
     if (taken.length === 0) return;
     await db.transaction().execute(async (trx) => {
       await applyEvents(database, trx, lane.live.projector, lane.scratch, taken);
-      await trx.updateTable('projection_checkpoints').set({ rebuild_done: lane.done + taken.length }).where('name', '=', lane.live.projector.name).execute();
+      await trx
+        .updateTable('projection_checkpoints')
+        .set({ rebuild_done: lane.done + taken.length })
+        .where('name', '=', lane.live.projector.name)
+        .execute();
     });
     lane.replayed = taken.at(-1)!.position;
     lane.done += taken.length;
@@ -142,8 +178,14 @@ export async function rebuildWhileLive(lives: readonly LiveProjection[]): Promis
     const { projector } = lane.live;
     lane.live.logger.info('rebuild started');
     await sql`drop table if exists ${sql.table(lane.scratch)}`.execute(db);
-    await sql`create table ${sql.table(lane.scratch)} (like ${sql.table(projector.table)} including all)`.execute(db);
-    await db.updateTable('projection_checkpoints').set({ state: 'rebuilding', rebuild_done: 0, rebuild_total: total }).where('name', '=', projector.name).execute();
+    await sql`create table ${sql.table(lane.scratch)} (like ${sql.table(projector.table)} including all)`.execute(
+      db,
+    );
+    await db
+      .updateTable('projection_checkpoints')
+      .set({ state: 'rebuilding', rebuild_done: 0, rebuild_total: total })
+      .where('name', '=', projector.name)
+      .execute();
     lane.live.rebuildProgress(0, total);
   };
 
@@ -151,8 +193,14 @@ export async function rebuildWhileLive(lives: readonly LiveProjection[]): Promis
     const { live } = lane;
     const name = live.projector.name;
     await db.transaction().execute(async (trx) => {
-      const checkpoint = await trx.selectFrom('projection_checkpoints').select('position').where('name', '=', name).forUpdate().executeTakeFirst();
-      if (!checkpoint || comparePositions(checkpoint.position, live.position) !== 0) throw new LeadershipLost(`checkpoint of ${name} moved during its rebuild`);
+      const checkpoint = await trx
+        .selectFrom('projection_checkpoints')
+        .select('position')
+        .where('name', '=', name)
+        .forUpdate()
+        .executeTakeFirst();
+      if (!checkpoint || comparePositions(checkpoint.position, live.position) !== 0)
+        throw new LeadershipLost(`checkpoint of ${name} moved during its rebuild`);
       await swapTables(trx, live.projector.table, lane.scratch);
       await trx
         .updateTable('projection_checkpoints')
@@ -169,7 +217,10 @@ export async function rebuildWhileLive(lives: readonly LiveProjection[]): Promis
         .execute();
     });
     live.rebuildProgress(lane.done, Math.max(total, lane.done));
-    live.logger.info({ events: lane.done, seconds: Math.round(performance.now() - startedAt) / 1000 }, 'rebuild swapped in');
+    live.logger.info(
+      { events: lane.done, seconds: Math.round(performance.now() - startedAt) / 1000 },
+      'rebuild swapped in',
+    );
   };
 
   try {
@@ -200,7 +251,9 @@ export async function rebuildWhileLive(lives: readonly LiveProjection[]): Promis
     // What all lanes share failed: reading, validating or counting the log.
     await Promise.all(running().map((lane) => fail(lane, error)));
   }
-  return lanes.map((lane): PromiseSettledResult<void> => (lane.failed ? { status: 'rejected', reason: lane.error } : { status: 'fulfilled', value: undefined }));
+  return lanes.map((lane): PromiseSettledResult<void> =>
+    lane.failed ? { status: 'rejected', reason: lane.error } : { status: 'fulfilled', value: undefined },
+  );
 }
 
 /** Drops what a lane built and, unless it merely stopped or lost the lead, records why it failed. */
@@ -213,7 +266,12 @@ async function abandon(lane: Lane, error: unknown): Promise<void> {
   const message = error instanceof Error ? error.message : String(error);
   await db
     .updateTable('projection_checkpoints')
-    .set({ state: lane.live.liveState(), last_error: `rebuild failed: ${message}`, rebuild_requested_at: null, updated_at: sql<Date>`now()` })
+    .set({
+      state: lane.live.liveState(),
+      last_error: `rebuild failed: ${message}`,
+      rebuild_requested_at: null,
+      updated_at: sql<Date>`now()`,
+    })
     .where('name', '=', projector.name)
     .execute()
     .catch(() => {});
@@ -226,9 +284,17 @@ async function abandon(lane: Lane, error: unknown): Promise<void> {
  */
 export async function swapTables(db: Kysely<Schema>, table: string, scratch: string): Promise<void> {
   const indexesOf = async (name: string) =>
-    (await sql<{ indexname: string; indexdef: string }>`select indexname, indexdef from pg_indexes where schemaname = current_schema() and tablename = ${name}`.execute(db)).rows;
+    (
+      await sql<{
+        indexname: string;
+        indexdef: string;
+      }>`select indexname, indexdef from pg_indexes where schemaname = current_schema() and tablename = ${name}`.execute(
+        db,
+      )
+    ).rows;
   // What an index is, whatever its name and table: uniqueness, method, columns, predicate.
-  const shape = (definition: string) => `${definition.startsWith('CREATE UNIQUE') ? 'unique' : ''}${definition.slice(definition.indexOf(' USING '))}`;
+  const shape = (definition: string) =>
+    `${definition.startsWith('CREATE UNIQUE') ? 'unique' : ''}${definition.slice(definition.indexOf(' USING '))}`;
   const liveIndexes = await indexesOf(table);
   const freshIndexes = await indexesOf(scratch);
   const retired = `${table}__retired`;
@@ -242,4 +308,3 @@ export async function swapTables(db: Kysely<Schema>, table: string, scratch: str
     }
   }
 }
-

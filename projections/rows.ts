@@ -1,7 +1,14 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../src/db/database.ts';
 import type { Schema } from '../src/db/schema.ts';
-import { UnprojectableEvent, foldEvents, keyString, type ProjectedEvent, type Projector, type Row } from './projector.ts';
+import {
+  UnprojectableEvent,
+  foldEvents,
+  keyString,
+  type ProjectedEvent,
+  type Projector,
+  type Row,
+} from './projector.ts';
 
 /**
  * Applies events to a projector's rows in `table` (its own, or a rebuild's copy): loads the rows they
@@ -9,7 +16,13 @@ import { UnprojectableEvent, foldEvents, keyString, type ProjectedEvent, type Pr
  * inserts skips the load: its rows go in as new, and one that exists already fails the batch.
  * `db` is the transaction on `database` that also moves the checkpoint.
  */
-export async function applyEvents(database: Database, db: Kysely<Schema>, projector: Projector, table: string, events: readonly ProjectedEvent[]): Promise<void> {
+export async function applyEvents(
+  database: Database,
+  db: Kysely<Schema>,
+  projector: Projector,
+  table: string,
+  events: readonly ProjectedEvent[],
+): Promise<void> {
   if (projector.insertsOnly) {
     const rows = new Map<string, Row>();
     foldEvents(projector, events, rows);
@@ -24,25 +37,50 @@ export async function applyEvents(database: Database, db: Kysely<Schema>, projec
   if (keys.size === 0) return;
   const rows = await loadRows(db, projector, table, [...keys.values()]);
   const changed = foldEvents(projector, events, rows);
-  await writeRows(database, db, projector, table, [...changed].map((key) => rows.get(key)!), 'upsert');
+  await writeRows(
+    database,
+    db,
+    projector,
+    table,
+    [...changed].map((key) => rows.get(key)!),
+    'upsert',
+  );
 }
 
 // Keys go in as one text array per key column: a long `(a, b) in (…)` list overflows PGlite's stack.
 // One index lookup per key (`offset 0` keeps the subquery from being flattened): given a join, the
 // planner hashes a whole fresh, never analyzed table for every batch.
-async function loadRows(db: Kysely<Schema>, projector: Projector, table: string, keys: readonly (readonly string[])[]): Promise<Map<string, Row>> {
+async function loadRows(
+  db: Kysely<Schema>,
+  projector: Projector,
+  table: string,
+  keys: readonly (readonly string[])[],
+): Promise<Map<string, Row>> {
   const columns = projector.keyColumns;
   const arrays = sql.join(columns.map((_, index) => sql`${keys.map((key) => key[index]!)}::text[]`));
-  const matches = sql.join(columns.map((column) => sql`${sql.ref(`t.${column}`)} = ${sql.ref(`k.${column}`)}`), sql` and `);
+  const matches = sql.join(
+    columns.map((column) => sql`${sql.ref(`t.${column}`)} = ${sql.ref(`k.${column}`)}`),
+    sql` and `,
+  );
   const { rows } = await sql<Row>`
     select t.* from unnest(${arrays}) as k(${sql.join(columns.map((column) => sql.ref(column)))})
     cross join lateral (select * from ${sql.table(table)} t where ${matches} offset 0) t`.execute(db);
-  return new Map(rows.map((row) => [keyString(projector.keyColumns.map((column) => String(row[column]))), fromDatabase(row)]));
+  return new Map(
+    rows.map((row) => [
+      keyString(projector.keyColumns.map((column) => String(row[column]))),
+      fromDatabase(row),
+    ]),
+  );
 }
 
 /** Timestamps come back as Date: turn them into the ISO strings projectors write. */
 function fromDatabase(row: Row): Row {
-  return Object.fromEntries(Object.entries(row).map(([column, value]) => [column, value instanceof Date ? value.toISOString() : value]));
+  return Object.fromEntries(
+    Object.entries(row).map(([column, value]) => [
+      column,
+      value instanceof Date ? value.toISOString() : value,
+    ]),
+  );
 }
 
 interface Column {
@@ -76,7 +114,8 @@ function columnsOf(database: Database, db: Kysely<Schema>, table: string): Promi
 function toText(value: unknown, type: string): string | null {
   if (value === null || value === undefined) return null;
   if (type === 'jsonb' || type === 'json') return JSON.stringify(value);
-  if (Array.isArray(value)) return arrayLiteral(value.map((item: unknown) => (item === null ? null : String(item))));
+  if (Array.isArray(value))
+    return arrayLiteral(value.map((item: unknown) => (item === null ? null : String(item))));
   if (value instanceof Date) return value.toISOString();
   if (typeof value === 'object') throw new TypeError(`an object for a column of type ${type}`);
   return String(value);
@@ -90,7 +129,10 @@ function arrayLiteral(items: readonly (string | null)[]): string {
   for (let index = 0; index < items.length; index++) {
     const item = items[index]!;
     if (index > 0) literal += ',';
-    literal += item === null ? 'NULL' : `"${item.includes('"') || item.includes('\\') ? item.replace(ARRAY_SPECIAL, '\\$&') : item}"`;
+    literal +=
+      item === null
+        ? 'NULL'
+        : `"${item.includes('"') || item.includes('\\') ? item.replace(ARRAY_SPECIAL, '\\$&') : item}"`;
   }
   return `${literal}}`;
 }
@@ -98,19 +140,41 @@ function arrayLiteral(items: readonly (string | null)[]): string {
 // One text array per column of the table (a column the row lacks is NULL), each cast to its type in
 // the server: one statement per batch whatever its size, and the cheapest way in short of COPY (a
 // JSON document of rows costs the server about four times as much per row).
-async function writeRows(database: Database, db: Kysely<Schema>, projector: Projector, table: string, rows: readonly Row[], mode: 'insert' | 'upsert'): Promise<void> {
+async function writeRows(
+  database: Database,
+  db: Kysely<Schema>,
+  projector: Projector,
+  table: string,
+  rows: readonly Row[],
+  mode: 'insert' | 'upsert',
+): Promise<void> {
   if (rows.length === 0) return;
   const columns = await columnsOf(database, db, table);
   const names = sql.join(columns.map((column) => sql.ref(column.name)));
-  const arrays = sql.join(columns.map((column) => sql`${arrayLiteral(rows.map((row) => toText(row[column.name], column.type)))}::text[]`));
-  const casts = sql.join(columns.map((column) => sql`${sql.ref(`u.${column.name}`)}::${sql.raw(column.type)}`));
-  const updates = columns.filter((column) => !projector.keyColumns.includes(column.name)).map((column) => sql`${sql.ref(column.name)} = excluded.${sql.ref(column.name)}`);
-  const conflict = mode === 'upsert' ? sql`on conflict (${sql.join(projector.keyColumns.map((column) => sql.ref(column)))}) do update set ${sql.join(updates)}` : sql``;
+  const arrays = sql.join(
+    columns.map(
+      (column) => sql`${arrayLiteral(rows.map((row) => toText(row[column.name], column.type)))}::text[]`,
+    ),
+  );
+  const casts = sql.join(
+    columns.map((column) => sql`${sql.ref(`u.${column.name}`)}::${sql.raw(column.type)}`),
+  );
+  const updates = columns
+    .filter((column) => !projector.keyColumns.includes(column.name))
+    .map((column) => sql`${sql.ref(column.name)} = excluded.${sql.ref(column.name)}`);
+  const conflict =
+    mode === 'upsert'
+      ? sql`on conflict (${sql.join(projector.keyColumns.map((column) => sql.ref(column)))}) do update set ${sql.join(updates)}`
+      : sql``;
   try {
-    await sql`insert into ${sql.table(table)} (${names}) select ${casts} from unnest(${arrays}) as u(${names}) ${conflict}`.execute(db);
+    await sql`insert into ${sql.table(table)} (${names}) select ${casts} from unnest(${arrays}) as u(${names}) ${conflict}`.execute(
+      db,
+    );
   } catch (error) {
     if (mode === 'insert' && isUniqueViolation(error)) {
-      throw new UnprojectableEvent(`${projector.name}: a row with the same key exists already (${(error as { detail?: string }).detail ?? error.message})`);
+      throw new UnprojectableEvent(
+        `${projector.name}: a row with the same key exists already (${(error as { detail?: string }).detail ?? error.message})`,
+      );
     }
     throw error;
   }
@@ -122,5 +186,9 @@ function isUniqueViolation(error: unknown): error is Error {
 
 /** Creates the checkpoint row of a projection if it has none yet. */
 export async function ensureCheckpoint(db: Kysely<Schema>, name: string): Promise<void> {
-  await db.insertInto('projection_checkpoints').values({ name }).onConflict((conflict) => conflict.column('name').doNothing()).execute();
+  await db
+    .insertInto('projection_checkpoints')
+    .values({ name })
+    .onConflict((conflict) => conflict.column('name').doNothing())
+    .execute();
 }

@@ -5,7 +5,13 @@ import { comparePositions, type EventStore, type RecordedEvent } from '../src/ev
 import { PROGRESS_CHANNEL, REBUILD_CHANNEL, announce, listenForNotices } from './notices.ts';
 import { ProjectionProgress } from './progress.ts';
 import { INCIDENT_STREAM_PREFIX, toProjectedEvent, type Projector } from './projector.ts';
-import { LeadershipLost, Stopped, rebuildWhileLive, type LiveProjection, type RebuildProgress } from './rebuild.ts';
+import {
+  LeadershipLost,
+  Stopped,
+  rebuildWhileLive,
+  type LiveProjection,
+  type RebuildProgress,
+} from './rebuild.ts';
 import { applyEvents, ensureCheckpoint } from './rows.ts';
 
 export interface RunnerOptions {
@@ -76,7 +82,9 @@ export function localRole(database: Database, projection: string): 'leader' | 's
 }
 
 /** One worker per projector: each leads its projection when it can take the lock, else stands by. */
-export function startProjectionRunners(options: RunnerOptions & { projectors: readonly Projector[] }): ProjectionWorkers {
+export function startProjectionRunners(
+  options: RunnerOptions & { projectors: readonly Projector[] },
+): ProjectionWorkers {
   const context = contextOf(options);
   const controller = new AbortController();
   const workers = options.projectors.map((projector) => runWorker(context, projector, controller.signal));
@@ -96,7 +104,10 @@ async function runWorker(context: RunnerContext, projector: Projector, signal: A
     try {
       lock = await database.tryLock(lockName(projector.name));
     } catch (error) {
-      logger.warn({ projection: projector.name, err: error }, 'cannot reach the database to take the projection lock');
+      logger.warn(
+        { projection: projector.name, err: error },
+        'cannot reach the database to take the projection lock',
+      );
     }
     if (!lock) {
       roles.set(projector.name, 'standby');
@@ -106,7 +117,8 @@ async function runWorker(context: RunnerContext, projector: Projector, signal: A
     try {
       await lead(context, projector, lock, signal);
     } catch (error) {
-      if (!(error instanceof Stopped)) logger.error({ projection: projector.name, err: error }, 'projection worker stopped leading');
+      if (!(error instanceof Stopped))
+        logger.error({ projection: projector.name, err: error }, 'projection worker stopped leading');
     } finally {
       await lock.release().catch(() => {});
     }
@@ -117,7 +129,12 @@ async function runWorker(context: RunnerContext, projector: Projector, signal: A
 }
 
 /** Leads a projection while this process holds its lock: live projection, and rebuilds on request. */
-async function lead(context: RunnerContext, projector: Projector, lock: SessionLock, stopping: AbortSignal): Promise<void> {
+async function lead(
+  context: RunnerContext,
+  projector: Projector,
+  lock: SessionLock,
+  stopping: AbortSignal,
+): Promise<void> {
   const leading = new AbortController();
   const stop = () => leading.abort();
   stopping.addEventListener('abort', stop, { once: true });
@@ -146,7 +163,9 @@ async function lead(context: RunnerContext, projector: Projector, lock: SessionL
  * current). Resolves with each projection's outcome, in the order given: ProjectionBusy for one
  * that another process leads.
  */
-export async function rebuildWithLeaders(options: RunnerOptions & { projectors: readonly Projector[]; onProgress?: RebuildProgress }): Promise<PromiseSettledResult<void>[]> {
+export async function rebuildWithLeaders(
+  options: RunnerOptions & { projectors: readonly Projector[]; onProgress?: RebuildProgress },
+): Promise<PromiseSettledResult<void>[]> {
   const context = contextOf(options);
   const { database, logger } = context;
   const roles = rolesOf(database);
@@ -160,7 +179,9 @@ export async function rebuildWithLeaders(options: RunnerOptions & { projectors: 
         const lock = await database.tryLock(lockName(projector.name));
         if (!lock) throw new ProjectionBusy(projector.name);
         // Handled at once: the temporary leader may fail while the rebuild is still being awaited.
-        const leading = lead(context, projector, lock, stopping.signal).catch((error: unknown) => logger.error({ projection: projector.name, err: error }, 'temporary leader failed'));
+        const leading = lead(context, projector, lock, stopping.signal).catch((error: unknown) =>
+          logger.error({ projection: projector.name, err: error }, 'temporary leader failed'),
+        );
         const leader = roles.get(projector.name);
         if (!(leader instanceof ProjectionLeader)) throw new Error(`could not lead ${projector.name}`);
         borrowed.push({ leader, lock, leading });
@@ -169,9 +190,14 @@ export async function rebuildWithLeaders(options: RunnerOptions & { projectors: 
       }),
     );
     // Asked in one turn, so they share one pass.
-    const outcomes = await Promise.allSettled(leaders.map((found) => (found.status === 'fulfilled' ? found.value.rebuild(options.onProgress) : Promise.reject(found.reason))));
+    const outcomes = await Promise.allSettled(
+      leaders.map((found) =>
+        found.status === 'fulfilled' ? found.value.rebuild(options.onProgress) : Promise.reject(found.reason),
+      ),
+    );
     // Nobody else leads the borrowed ones: catch up with the log before letting go, so "rebuilt" means current.
-    const rebuilt = (leader: ProjectionLeader) => outcomes[options.projectors.indexOf(leader.projector)]?.status === 'fulfilled';
+    const rebuilt = (leader: ProjectionLeader) =>
+      outcomes[options.projectors.indexOf(leader.projector)]?.status === 'fulfilled';
     await Promise.all(borrowed.filter(({ leader }) => rebuilt(leader)).map(({ leader }) => leader.catchUp()));
     return outcomes;
   } finally {
@@ -185,7 +211,10 @@ export async function rebuildWithLeaders(options: RunnerOptions & { projectors: 
 const REBUILD_GATHER_MS = 50;
 
 // The rebuild of each database that is still taking projections in.
-const gathering = new WeakMap<Database, { leaders: ProjectionLeader[]; outcomes: Promise<PromiseSettledResult<void>[]> }>();
+const gathering = new WeakMap<
+  Database,
+  { leaders: ProjectionLeader[]; outcomes: Promise<PromiseSettledResult<void>[]> }
+>();
 
 /** Runs a leader's rebuild in one pass with those of every leader in this process asked about the same time. */
 async function rebuildTogether(leader: ProjectionLeader): Promise<void> {
@@ -271,10 +300,18 @@ class ProjectionLeader implements LiveProjection {
     let unlisten: (() => Promise<void>) | null = null;
     try {
       await ensureCheckpoint(db, this.name);
-      const checkpoint = await db.selectFrom('projection_checkpoints').select('position').where('name', '=', this.name).executeTakeFirstOrThrow();
+      const checkpoint = await db
+        .selectFrom('projection_checkpoints')
+        .select('position')
+        .where('name', '=', this.name)
+        .executeTakeFirstOrThrow();
       this.position = checkpoint.position;
       // A new leader tries again whatever stopped the last one.
-      await db.updateTable('projection_checkpoints').set({ state: 'running', updated_at: sql<Date>`now()` }).where('name', '=', this.name).execute();
+      await db
+        .updateTable('projection_checkpoints')
+        .set({ state: 'running', updated_at: sql<Date>`now()` })
+        .where('name', '=', this.name)
+        .execute();
       unlisten = await listenForNotices(this.database, REBUILD_CHANNEL, (payload) => {
         if (payload === null || payload === this.name) this.serveRebuildRequest();
       });
@@ -312,7 +349,11 @@ class ProjectionLeader implements LiveProjection {
     const subscription = new AbortController();
     const unlink = forward(this.signal, subscription);
     try {
-      const events = this.store.subscribe({ fromPosition: this.position, streamPrefix: INCIDENT_STREAM_PREFIX, signal: subscription.signal });
+      const events = this.store.subscribe({
+        fromPosition: this.position,
+        streamPrefix: INCIDENT_STREAM_PREFIX,
+        signal: subscription.signal,
+      });
       for await (const batch of batches(events, this.context.batchSize)) {
         let pending = batch;
         while (pending.length > 0) {
@@ -365,7 +406,10 @@ class ProjectionLeader implements LiveProjection {
         return;
       } catch (error) {
         if (error instanceof LeadershipLost || attempt >= delays.length) throw error;
-        this.logger.warn({ err: error, position: event.position, attempt: attempt + 1 }, 'event failed to project; retrying');
+        this.logger.warn(
+          { err: error, position: event.position, attempt: attempt + 1 },
+          'event failed to project; retrying',
+        );
         await sleep(delays[attempt]!, this.signal);
         if (this.signal.aborted) throw new Stopped();
       }
@@ -377,9 +421,16 @@ class ProjectionLeader implements LiveProjection {
     const projected = events.map(toProjectedEvent);
     const to = events.at(-1)!.position;
     await this.database.db.transaction().execute(async (trx) => {
-      const checkpoint = await trx.selectFrom('projection_checkpoints').select('position').where('name', '=', this.name).forUpdate().executeTakeFirst();
+      const checkpoint = await trx
+        .selectFrom('projection_checkpoints')
+        .select('position')
+        .where('name', '=', this.name)
+        .forUpdate()
+        .executeTakeFirst();
       if (!checkpoint || comparePositions(checkpoint.position, this.position) !== 0) {
-        throw new LeadershipLost(`checkpoint of ${this.name} is at ${checkpoint?.position ?? 'nothing'}, not ${this.position ?? 'the start'}`);
+        throw new LeadershipLost(
+          `checkpoint of ${this.name} is at ${checkpoint?.position ?? 'nothing'}, not ${this.position ?? 'the start'}`,
+        );
       }
       await applyEvents(this.database, trx, this.projector, this.projector.table, projected);
       await trx
@@ -404,10 +455,18 @@ class ProjectionLeader implements LiveProjection {
   private async recordFailure(event: RecordedEvent, error: unknown): Promise<void> {
     this.failed = true;
     const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-    this.logger.error({ err: error, position: event.position, eventId: event.eventId }, 'projection stopped at an event that keeps failing');
+    this.logger.error(
+      { err: error, position: event.position, eventId: event.eventId },
+      'projection stopped at an event that keeps failing',
+    );
     await this.database.db
       .updateTable('projection_checkpoints')
-      .set({ state: 'failed', last_error: message, error_position: event.position, updated_at: sql<Date>`now()` })
+      .set({
+        state: 'failed',
+        last_error: message,
+        error_position: event.position,
+        updated_at: sql<Date>`now()`,
+      })
       .where('name', '=', this.name)
       .execute();
   }
@@ -463,7 +522,8 @@ class ProjectionLeader implements LiveProjection {
       .executeTakeFirst()
       .then((row) => (row?.rebuild_requested_at ? this.rebuild() : undefined))
       .catch((error: unknown) => {
-        if (!(error instanceof Stopped)) this.logger.error({ err: error }, 'requested rebuild did not complete');
+        if (!(error instanceof Stopped))
+          this.logger.error({ err: error }, 'requested rebuild did not complete');
       });
   }
 
@@ -499,7 +559,10 @@ export async function* batches<T>(source: AsyncIterable<T>, max: number): AsyncG
       next = read();
       while (batch.length < max) {
         // Whatever the source has in hand settles before the next turn of the event loop.
-        const ready = await Promise.race([next, new Promise<null>((resolve) => setImmediate(() => resolve(null)))]);
+        const ready = await Promise.race([
+          next,
+          new Promise<null>((resolve) => setImmediate(() => resolve(null))),
+        ]);
         if (ready === null) break;
         if (ready.done) {
           yield batch;

@@ -10,9 +10,11 @@ export const signalsProjector: Projector<SignalRow> = {
   table: 'incident_signals',
   keyColumns: ['org_id', 'incident_id', 'id'],
   insertsOnly: true,
-  rowKey: (event) => (event.type === 'INCIDENT_SIGNAL_INGESTED' ? [event.orgId, event.incidentId, event.data.signalId] : null),
+  rowKey: (event) =>
+    event.type === 'INCIDENT_SIGNAL_INGESTED' ? [event.orgId, event.incidentId, event.data.signalId] : null,
   evolve(row, event) {
-    if (event.type !== 'INCIDENT_SIGNAL_INGESTED') throw new UnprojectableEvent(`${event.type} makes no signal`);
+    if (event.type !== 'INCIDENT_SIGNAL_INGESTED')
+      throw new UnprojectableEvent(`${event.type} makes no signal`);
     if (row !== undefined) throw new UnprojectableEvent(`signal ${event.data.signalId} ingested twice`);
     const data = event.data;
     return {

@@ -10,10 +10,15 @@ export const sloViolationsProjector: Projector<SloViolationRow> = {
   table: 'incident_slo_violations',
   keyColumns: ['org_id', 'incident_id', 'id'],
   insertsOnly: true,
-  rowKey: (event) => (event.type === 'INCIDENT_SLO_VIOLATION_RECORDED' ? [event.orgId, event.incidentId, event.data.violationId] : null),
+  rowKey: (event) =>
+    event.type === 'INCIDENT_SLO_VIOLATION_RECORDED'
+      ? [event.orgId, event.incidentId, event.data.violationId]
+      : null,
   evolve(row, event) {
-    if (event.type !== 'INCIDENT_SLO_VIOLATION_RECORDED') throw new UnprojectableEvent(`${event.type} records no SLO violation`);
-    if (row !== undefined) throw new UnprojectableEvent(`SLO violation ${event.data.violationId} recorded twice`);
+    if (event.type !== 'INCIDENT_SLO_VIOLATION_RECORDED')
+      throw new UnprojectableEvent(`${event.type} records no SLO violation`);
+    if (row !== undefined)
+      throw new UnprojectableEvent(`SLO violation ${event.data.violationId} recorded twice`);
     const data = event.data;
     return {
       org_id: event.orgId,

@@ -40,7 +40,11 @@ export async function requestRebuild(database: Database, name: string): Promise<
   const db = database.db;
   await ensureCheckpoint(db, name);
   // clock_timestamp, not now(): the swap stamps rebuilt_at the same way, so the two compare.
-  await db.updateTable('projection_checkpoints').set({ rebuild_requested_at: sql<Date>`clock_timestamp()` }).where('name', '=', name).execute();
+  await db
+    .updateTable('projection_checkpoints')
+    .set({ rebuild_requested_at: sql<Date>`clock_timestamp()` })
+    .where('name', '=', name)
+    .execute();
   await sql`select pg_notify(${REBUILD_CHANNEL}, ${name})`.execute(db);
   announce(database, REBUILD_CHANNEL, name);
   return true;
@@ -48,7 +52,11 @@ export async function requestRebuild(database: Database, name: string): Promise<
 
 /** Every projection's checkpoint, lag, state and last error. */
 export async function projectionStatus(database: Database, store: EventStore): Promise<ProjectionStatus[]> {
-  const rows = await database.db.selectFrom('projection_checkpoints').selectAll().where('name', 'in', PROJECTION_NAMES).execute();
+  const rows = await database.db
+    .selectFrom('projection_checkpoints')
+    .selectAll()
+    .where('name', 'in', PROJECTION_NAMES)
+    .execute();
   const byName = new Map(rows.map((row) => [row.name, row]));
   const now = Date.now();
   return Promise.all(
@@ -56,7 +64,11 @@ export async function projectionStatus(database: Database, store: EventStore): P
       const row = byName.get(name);
       const position = row?.position ?? null;
       const [lag, [oldest]] = await Promise.all([
-        store.countEvents({ fromPosition: position, streamPrefix: INCIDENT_STREAM_PREFIX, limit: LAG_COUNT_LIMIT }),
+        store.countEvents({
+          fromPosition: position,
+          streamPrefix: INCIDENT_STREAM_PREFIX,
+          limit: LAG_COUNT_LIMIT,
+        }),
         store.readAll({ fromPosition: position, streamPrefix: INCIDENT_STREAM_PREFIX, limit: 1 }),
       ]);
       return {
@@ -68,7 +80,9 @@ export async function projectionStatus(database: Database, store: EventStore): P
         lastError: row?.last_error ?? null,
         errorPosition: row?.error_position ?? null,
         eventsProcessed: Number(row?.events_processed ?? 0),
-        rebuildRequestedAt: row?.rebuild_requested_at ? new Date(row.rebuild_requested_at).toISOString() : null,
+        rebuildRequestedAt: row?.rebuild_requested_at
+          ? new Date(row.rebuild_requested_at).toISOString()
+          : null,
         rebuildDone: Number(row?.rebuild_done ?? 0),
         rebuildTotal: Number(row?.rebuild_total ?? 0),
         rebuiltAt: row?.rebuilt_at ? new Date(row.rebuilt_at).toISOString() : null,
@@ -91,4 +105,3 @@ async function isLed(database: Database, name: string): Promise<boolean> {
   await probe.release();
   return false;
 }
-

@@ -3,7 +3,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 
-const blankAsUndefined = (value: unknown) => (typeof value === 'string' && value.trim() === '' ? undefined : value);
+const blankAsUndefined = (value: unknown) =>
+  typeof value === 'string' && value.trim() === '' ? undefined : value;
 const optionalText = z.preprocess(blankAsUndefined, z.string().optional());
 const integer = (fallback: number, min: number, max: number) =>
   z.preprocess(blankAsUndefined, z.coerce.number().int().min(min).max(max).default(fallback));
@@ -15,16 +16,34 @@ const Environment = z.object({
   PORT: integer(3000, 0, 65535),
   HOST: z.preprocess(blankAsUndefined, z.string().default('127.0.0.1')),
   DATA_DIR: z.preprocess(blankAsUndefined, z.string().default('./data')),
-  DATABASE_URL: z.preprocess(blankAsUndefined, z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional()),
-  EVENTSTORE_URL: z.preprocess(blankAsUndefined, z.string().regex(/^esdb(\+discover)?:\/\//, 'must be an esdb:// URL').optional()),
+  DATABASE_URL: z.preprocess(
+    blankAsUndefined,
+    z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+      .optional(),
+  ),
+  EVENTSTORE_URL: z.preprocess(
+    blankAsUndefined,
+    z
+      .string()
+      .regex(/^esdb(\+discover)?:\/\//, 'must be an esdb:// URL')
+      .optional(),
+  ),
   JWT_SECRET: optionalText,
   /** PEM; `\n` escapes are accepted so the key fits on one line of an env file. */
-  JWT_PUBLIC_KEY: z.preprocess((value) => (typeof value === 'string' ? blankAsUndefined(value.replace(/\\n/g, '\n')) : value), z.string().optional()),
+  JWT_PUBLIC_KEY: z.preprocess(
+    (value) => (typeof value === 'string' ? blankAsUndefined(value.replace(/\\n/g, '\n')) : value),
+    z.string().optional(),
+  ),
   JWT_ISSUER: optionalText,
   JWT_AUDIENCE: optionalText,
   /** Key of the HMAC that signs list cursors; derived from JWT_SECRET when unset. */
   CURSOR_SECRET: optionalText,
-  LOG_LEVEL: z.preprocess(blankAsUndefined, z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')),
+  LOG_LEVEL: z.preprocess(
+    blankAsUndefined,
+    z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  ),
   CONSISTENCY_TIMEOUT_MS: integer(5000, 0, 600_000),
   RATE_LIMIT_PER_MINUTE: integer(6000, 1, Number.MAX_SAFE_INTEGER),
 });

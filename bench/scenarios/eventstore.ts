@@ -10,18 +10,32 @@ export async function eventStoreAppends(url: string, durationMs: number): Promis
   const database = openPostgres(url, { poolSize: 20 });
   await migrateToLatest(database.db);
   const store = new PostgresEventStore(database);
-  await sql`create table if not exists bench_raw_events (id bigint generated always as identity primary key, stream_name text not null, event_id uuid not null, type text not null, data jsonb not null, metadata jsonb not null)`.execute(database.db);
+  await sql`create table if not exists bench_raw_events (id bigint generated always as identity primary key, stream_name text not null, event_id uuid not null, type text not null, data jsonb not null, metadata jsonb not null)`.execute(
+    database.db,
+  );
   const data = { actionId: 'act_x', label: 'checked the dashboards', details: 'x'.repeat(120) };
-  const metadata = { orgId: 'bench', actor: { type: 'USER', ref: 'bench' }, occurredAt: new Date().toISOString(), correlationId: 'bench', schemaVersion: 1 };
+  const metadata = {
+    orgId: 'bench',
+    actor: { type: 'USER', ref: 'bench' },
+    occurredAt: new Date().toISOString(),
+    correlationId: 'bench',
+    schemaVersion: 1,
+  };
   const rows: BenchRow[] = [];
   try {
     for (const writers of [1, 16]) {
       const raw = await throughput(writers, durationMs, async (loop) => {
-        await sql`insert into bench_raw_events (stream_name, event_id, type, data, metadata) values (${`raw-${loop}`}, ${randomUUID()}, 'INCIDENT_NOTE_ADDED', ${JSON.stringify(data)}::jsonb, ${JSON.stringify(metadata)}::jsonb)`.execute(database.db);
+        await sql`insert into bench_raw_events (stream_name, event_id, type, data, metadata) values (${`raw-${loop}`}, ${randomUUID()}, 'INCIDENT_NOTE_ADDED', ${JSON.stringify(data)}::jsonb, ${JSON.stringify(metadata)}::jsonb)`.execute(
+          database.db,
+        );
       });
       const run = randomUUID().slice(0, 8);
       const appends = await throughput(writers, durationMs, async (loop, iteration) => {
-        await store.append(`incident-bench.${run}_${loop}`, [{ eventId: randomUUID(), type: 'INCIDENT_NOTE_ADDED', data, metadata }], iteration === 0 ? 'no_stream' : iteration - 1);
+        await store.append(
+          `incident-bench.${run}_${loop}`,
+          [{ eventId: randomUUID(), type: 'INCIDENT_NOTE_ADDED', data, metadata }],
+          iteration === 0 ? 'no_stream' : iteration - 1,
+        );
       });
       rows.push({
         scenario: 'event store',

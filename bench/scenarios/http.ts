@@ -7,7 +7,14 @@ const CONNECTIONS = 50;
 const SECRET = 'bench-secret-bench-secret-bench-secret';
 const ORG = 'bench';
 
-const createBody = JSON.stringify({ projectId: 'payments', title: 'Checkout latency above SLO', serviceName: 'checkout', severity: 'SEV2', environment: 'production', tags: ['latency'] });
+const createBody = JSON.stringify({
+  projectId: 'payments',
+  title: 'Checkout latency above SLO',
+  serviceName: 'checkout',
+  severity: 'SEV2',
+  environment: 'production',
+  tags: ['latency'],
+});
 
 interface Load {
   rps: number;
@@ -19,32 +26,81 @@ interface Load {
 
 async function load(options: autocannon.Options): Promise<Load> {
   const result = await autocannon({ connections: CONNECTIONS, ...options });
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, non2xx: result.non2xx, errors: result.errors + result.timeouts };
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    non2xx: result.non2xx,
+    errors: result.errors + result.timeouts,
+  };
 }
 
 function rows(metric: string, measured: Load, baseline: Load): BenchRow[] {
   const label = 'bare Fastify + 1 INSERT';
-  const note = measured.non2xx + measured.errors > 0 ? ` (${measured.non2xx} non-2xx, ${measured.errors} errors)` : '';
+  const note =
+    measured.non2xx + measured.errors > 0 ? ` (${measured.non2xx} non-2xx, ${measured.errors} errors)` : '';
   return [
-    { scenario: 'HTTP, 50 connections', metric: `${metric}: throughput${note}`, value: measured.rps, unit: 'req/s', baseline: { label, value: baseline.rps } },
-    { scenario: 'HTTP, 50 connections', metric: `${metric}: p50 latency`, value: measured.p50, unit: 'ms', baseline: { label, value: baseline.p50 } },
-    { scenario: 'HTTP, 50 connections', metric: `${metric}: p99 latency`, value: measured.p99, unit: 'ms', baseline: { label, value: baseline.p99 } },
+    {
+      scenario: 'HTTP, 50 connections',
+      metric: `${metric}: throughput${note}`,
+      value: measured.rps,
+      unit: 'req/s',
+      baseline: { label, value: baseline.rps },
+    },
+    {
+      scenario: 'HTTP, 50 connections',
+      metric: `${metric}: p50 latency`,
+      value: measured.p50,
+      unit: 'ms',
+      baseline: { label, value: baseline.p50 },
+    },
+    {
+      scenario: 'HTTP, 50 connections',
+      metric: `${metric}: p99 latency`,
+      value: measured.p99,
+      unit: 'ms',
+      baseline: { label, value: baseline.p99 },
+    },
   ];
 }
 
 /** Command throughput and latency over real HTTP, beside a bare Fastify route doing one INSERT; then RSS over a soak. */
 export async function httpCommands(url: string, seconds: number, soakSeconds: number): Promise<BenchRow[]> {
-  const bare = await startChild(['--import', 'tsx', 'bench/bare-server.ts'], { DATABASE_URL: url }, '/health');
+  const bare = await startChild(
+    ['--import', 'tsx', 'bench/bare-server.ts'],
+    { DATABASE_URL: url },
+    '/health',
+  );
   let baseline: Load;
   try {
-    baseline = await load({ url: `${bare.url}/insert`, method: 'POST', headers: { 'content-type': 'application/json' }, body: createBody, duration: seconds });
+    baseline = await load({
+      url: `${bare.url}/insert`,
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: createBody,
+      duration: seconds,
+    });
   } finally {
     await bare.stop();
   }
 
-  const its = await startChild(['bin/its.js', 'serve'], { DATABASE_URL: url, JWT_SECRET: SECRET, LOG_LEVEL: 'warn', RATE_LIMIT_PER_MINUTE: '100000000', NODE_ENV: 'production' }, '/health/ready');
+  const its = await startChild(
+    ['bin/its.js', 'serve'],
+    {
+      DATABASE_URL: url,
+      JWT_SECRET: SECRET,
+      LOG_LEVEL: 'warn',
+      RATE_LIMIT_PER_MINUTE: '100000000',
+      NODE_ENV: 'production',
+    },
+    '/health/ready',
+  );
   try {
-    const token = signToken({ sub: 'bench', orgs: { [ORG]: ['ORG_ADMIN'] }, exp: Math.floor(Date.now() / 1000) + 3600 }, 'HS256', SECRET);
+    const token = signToken(
+      { sub: 'bench', orgs: { [ORG]: ['ORG_ADMIN'] }, exp: Math.floor(Date.now() / 1000) + 3600 },
+      'HS256',
+      SECRET,
+    );
     const headers = { 'content-type': 'application/json', authorization: `Bearer ${token}` };
     const base = `${its.url}/api/orgs/${ORG}/incidents`;
     const creates = await load({ url: base, method: 'POST', headers, body: createBody, duration: seconds });
@@ -67,8 +123,21 @@ export async function httpCommands(url: string, seconds: number, soakSeconds: nu
               ? [`/status`, { newStatus: n % 2 ? 'INVESTIGATING' : 'MITIGATED' }]
               : kind === 1
                 ? [`/actions`, { actionKind: 'NOTE', label: `checked dashboards ${n}` }]
-                : [`/signals`, { signalType: 'ALERT', source: 'prometheus', summary: `p99 above 2s (${n})`, correlationKey: `alert-${n % 50}` }];
-          return { ...request, path: `/api/orgs/${ORG}/incidents/${incident}${path}`, headers, body: JSON.stringify(body) };
+                : [
+                    `/signals`,
+                    {
+                      signalType: 'ALERT',
+                      source: 'prometheus',
+                      summary: `p99 above 2s (${n})`,
+                      correlationKey: `alert-${n % 50}`,
+                    },
+                  ];
+          return {
+            ...request,
+            path: `/api/orgs/${ORG}/incidents/${incident}${path}`,
+            headers,
+            body: JSON.stringify(body),
+          };
         },
       },
     ];

@@ -3,7 +3,12 @@ import { IncidentCommands, type CommandContext } from '../../src/commands/index.
 import { openPostgres, type Database } from '../../src/db/database.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
 import { PostgresEventStore } from '../../src/eventstore/postgres/index.ts';
-import { PROJECTION_NAMES, ProjectionProgress, rebuildProjections, startProjectionWorkers } from '../../projections/index.ts';
+import {
+  PROJECTION_NAMES,
+  ProjectionProgress,
+  rebuildProjections,
+  startProjectionWorkers,
+} from '../../projections/index.ts';
 import { summarize, type BenchRow } from '../lib.ts';
 
 const EVENTS_PER_INCIDENT = 20;
@@ -82,12 +87,23 @@ export async function projectionRebuild(url: string, incidents: number): Promise
 
     const bulkStarted = performance.now();
     for (const table of READ_MODEL_TABLES) {
-      await sql`create table ${sql.table(`${table}_bulk`)} (like ${sql.table(table)} including all)`.execute(database.db);
-      await sql`insert into ${sql.table(`${table}_bulk`)} select * from ${sql.table(table)}`.execute(database.db);
+      await sql`create table ${sql.table(`${table}_bulk`)} (like ${sql.table(table)} including all)`.execute(
+        database.db,
+      );
+      await sql`insert into ${sql.table(`${table}_bulk`)} select * from ${sql.table(table)}`.execute(
+        database.db,
+      );
     }
     const bulkSeconds = (performance.now() - bulkStarted) / 1000;
-    const { rows } = await sql<{ n: string }>`select (select count(*) from incidents) + (select count(*) from incident_signals) + (select count(*) from incident_actions) + (select count(*) from incident_slo_violations) as n`.execute(database.db);
-    const baseline = { label: 'bulk INSERT … SELECT of the same rows, as events/s', value: events / bulkSeconds };
+    const { rows } = await sql<{
+      n: string;
+    }>`select (select count(*) from incidents) + (select count(*) from incident_signals) + (select count(*) from incident_actions) + (select count(*) from incident_slo_violations) as n`.execute(
+      database.db,
+    );
+    const baseline = {
+      label: 'bulk INSERT … SELECT of the same rows, as events/s',
+      value: events / bulkSeconds,
+    };
     return [
       {
         scenario: 'projections',
@@ -104,7 +120,11 @@ export async function projectionRebuild(url: string, incidents: number): Promise
 }
 
 /** How long a command waits to be in every read model, while commands arrive at a steady rate. */
-export async function projectionLag(url: string, ratePerSecond: number, seconds: number): Promise<BenchRow[]> {
+export async function projectionLag(
+  url: string,
+  ratePerSecond: number,
+  seconds: number,
+): Promise<BenchRow[]> {
   const database = openPostgres(url);
   await migrateToLatest(database.db);
   const store = new PostgresEventStore(database);
@@ -112,11 +132,26 @@ export async function projectionLag(url: string, ratePerSecond: number, seconds:
   const progress = new ProjectionProgress(database);
   await progress.start();
   const commands = new IncidentCommands({ store, database });
-  const ctx: CommandContext = { orgId: 'bench', actor: { type: 'USER', ref: 'bench' }, correlationId: 'bench' };
+  const ctx: CommandContext = {
+    orgId: 'bench',
+    actor: { type: 'USER', ref: 'bench' },
+    correlationId: 'bench',
+  };
   try {
     const incidents: string[] = [];
     for (let i = 0; i < 50; i++) {
-      incidents.push((await commands.execute(ctx, null, { type: 'CreateIncident', projectId: 'p', title: `lag ${i}`, serviceName: 's', severity: 'SEV3', environment: 'prod' })).incidentId);
+      incidents.push(
+        (
+          await commands.execute(ctx, null, {
+            type: 'CreateIncident',
+            projectId: 'p',
+            title: `lag ${i}`,
+            serviceName: 's',
+            severity: 'SEV3',
+            environment: 'prod',
+          })
+        ).incidentId,
+      );
     }
     const lags: number[] = [];
     const pending: Promise<void>[] = [];
@@ -128,7 +163,11 @@ export async function projectionLag(url: string, ratePerSecond: number, seconds:
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
       pending.push(
         (async () => {
-          const result = await commands.execute(ctx, incidents[i % incidents.length]!, { type: 'RecordAction', actionKind: 'NOTE', label: `note ${i}` });
+          const result = await commands.execute(ctx, incidents[i % incidents.length]!, {
+            type: 'RecordAction',
+            actionKind: 'NOTE',
+            label: `note ${i}`,
+          });
           const appended = performance.now();
           if (await progress.waitFor(result.position, 30_000)) lags.push(performance.now() - appended);
         })(),
@@ -138,7 +177,12 @@ export async function projectionLag(url: string, ratePerSecond: number, seconds:
     const { p50, p99 } = summarize(lags);
     const lost = total - lags.length;
     return [
-      { scenario: 'projections', metric: `lag p50 at ${ratePerSecond} commands/s${lost ? ` (${lost} not projected in 30 s)` : ''}`, value: p50, unit: 'ms' },
+      {
+        scenario: 'projections',
+        metric: `lag p50 at ${ratePerSecond} commands/s${lost ? ` (${lost} not projected in 30 s)` : ''}`,
+        value: p50,
+        unit: 'ms',
+      },
       { scenario: 'projections', metric: `lag p99 at ${ratePerSecond} commands/s`, value: p99, unit: 'ms' },
     ];
   } finally {

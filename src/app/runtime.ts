@@ -36,7 +36,9 @@ export interface OpenRuntimeOptions {
 
 /** The database the config names: a PostgreSQL server, or embedded PGlite under DATA_DIR. */
 export async function openConfiguredDatabase(config: Config): Promise<Database> {
-  return config.databaseUrl ? openPostgres(config.databaseUrl) : openPGlite(path.resolve(config.dataDir, 'pglite'));
+  return config.databaseUrl
+    ? openPostgres(config.databaseUrl)
+    : openPGlite(path.resolve(config.dataDir, 'pglite'));
 }
 
 async function openConfiguredStore(config: Config, database: Database, logger?: Logger): Promise<EventStore> {
@@ -61,7 +63,11 @@ export async function openRuntime(config: Config, options: OpenRuntimeOptions = 
     const progress = new ProjectionProgress(database);
     closing.unshift(() => progress.stop());
     if (options.workers !== false) {
-      const workers = startProjectionWorkers({ database, store, ...(options.logger ? { logger: options.logger } : {}) });
+      const workers = startProjectionWorkers({
+        database,
+        store,
+        ...(options.logger ? { logger: options.logger } : {}),
+      });
       // Stopped first: each worker finishes the batch it is committing, at a checkpoint.
       closing.unshift(() => workers.stop());
     }
@@ -76,7 +82,10 @@ export async function openRuntime(config: Config, options: OpenRuntimeOptions = 
       metrics,
       close() {
         closed ??= (async () => {
-          for (const step of closing) await step().catch((error: unknown) => options.logger?.warn({ err: error }, 'closing the runtime'));
+          for (const step of closing)
+            await step().catch((error: unknown) =>
+              options.logger?.warn({ err: error }, 'closing the runtime'),
+            );
         })();
         return closed;
       },

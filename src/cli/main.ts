@@ -30,14 +30,22 @@ async function withRuntime<T>(use: (runtime: Runtime) => Promise<T>): Promise<T>
 program
   .command('serve')
   .description('apply pending migrations, then serve the API and/or run the projection workers')
-  .addOption(new Option('--role <role>', 'all: API and projections; api: API only; projector: projections only').choices(['all', 'api', 'projector']).default('all'))
+  .addOption(
+    new Option('--role <role>', 'all: API and projections; api: API only; projector: projections only')
+      .choices(['all', 'api', 'projector'])
+      .default('all'),
+  )
   .action(async (options: { role: 'all' | 'api' | 'projector' }) => {
     const config = loadConfig(process.env, { persistDevSecret: true });
     const log = logger(config);
     if (config.jwt.secret && config.jwtSecretSource === 'env' && Buffer.byteLength(config.jwt.secret) < 32) {
       log.warn('JWT_SECRET is shorter than 32 bytes: HS256 tokens signed with it are easier to forge');
     }
-    const runtime = await openRuntime(config, { workers: options.role !== 'api', migrate: true, logger: log });
+    const runtime = await openRuntime(config, {
+      workers: options.role !== 'api',
+      migrate: true,
+      logger: log,
+    });
     const app = options.role === 'projector' ? null : buildApp(runtime, { loggerInstance: log });
 
     let stopping = false;
@@ -71,7 +79,10 @@ program
         throw error;
       }
     }
-    log.info({ role: options.role, database: runtime.database.kind, eventStore: runtime.store.kind }, 'ITS is running');
+    log.info(
+      { role: options.role, database: runtime.database.kind, eventStore: runtime.store.kind },
+      'ITS is running',
+    );
     if (config.jwtSecretSource === 'generated' || config.jwtSecretSource === 'file') {
       process.stderr.write(
         `\nNo JWT_SECRET is set: tokens are signed with the development secret in ${devSecretPath(config)}.\n` +
@@ -90,13 +101,16 @@ program
     try {
       const results = await migrateToLatest(database.db);
       if (results.length === 0) console.log('database is up to date');
-      for (const result of results) console.log(`${result.status === 'Success' ? 'applied' : result.status}: ${result.migrationName}`);
+      for (const result of results)
+        console.log(`${result.status === 'Success' ? 'applied' : result.status}: ${result.migrationName}`);
     } finally {
       await database.close();
     }
   });
 
-const projections = program.command('projections').description('inspect and rebuild the read-model projections');
+const projections = program
+  .command('projections')
+  .description('inspect and rebuild the read-model projections');
 projections
   .command('status')
   .description('each projection: checkpoint, lag, state, last error')
@@ -105,7 +119,9 @@ projections
   });
 projections
   .command('rebuild')
-  .description('replay projections from the start (all when no name is given), without taking the read API down')
+  .description(
+    'replay projections from the start (all when no name is given), without taking the read API down',
+  )
   .argument('[names...]', 'projection names')
   .action(async (names: string[]) => {
     // Sets process.exitCode when a rebuild fails.
@@ -117,7 +133,8 @@ const orgRoles = (value: string, previous: Record<string, string[]>): Record<str
   if (!match || !ORG_ID_PATTERN.test(match[1]!)) throw new InvalidArgumentError('expected ORG:ROLE[,ROLE…]');
   const roles = match[2]!.split(',').map((role) => role.trim().toUpperCase());
   const unknown = roles.filter((role) => !(ROLES as readonly string[]).includes(role));
-  if (unknown.length) throw new InvalidArgumentError(`unknown role ${unknown.join(', ')}; roles: ${ROLES.join(', ')}`);
+  if (unknown.length)
+    throw new InvalidArgumentError(`unknown role ${unknown.join(', ')}; roles: ${ROLES.join(', ')}`);
   return { ...previous, [match[1]!]: [...new Set([...(previous[match[1]!] ?? []), ...roles])] };
 };
 
@@ -125,30 +142,52 @@ program
   .command('token')
   .description('mint a token signed with the configured JWT_SECRET (or the development secret)')
   .requiredOption('--sub <sub>', 'the actor: user name or integration id')
-  .option('--org <ORG:ROLE[,ROLE]>', 'an org and its roles; repeatable', orgRoles, {} as Record<string, string[]>)
+  .option(
+    '--org <ORG:ROLE[,ROLE]>',
+    'an org and its roles; repeatable',
+    orgRoles,
+    {} as Record<string, string[]>,
+  )
   .option('--admin', 'grant its_admin (the /admin routes)', false)
   .option('--name <name>', 'display name')
-  .addOption(new Option('--actor-type <type>', 'actor type recorded on events').choices(['USER', 'SYSTEM', 'INTEGRATION']))
+  .addOption(
+    new Option('--actor-type <type>', 'actor type recorded on events').choices([
+      'USER',
+      'SYSTEM',
+      'INTEGRATION',
+    ]),
+  )
   .option('--ttl <duration>', 'lifetime, e.g. 15m, 1h, 7d', '1h')
-  .action((options: { sub: string; org: Record<string, string[]>; admin: boolean; name?: string; actorType?: string; ttl: string }) => {
-    const config = loadConfig(process.env, { persistDevSecret: true });
-    if (config.jwt.publicKey) {
-      throw new ConfigError('tokens are verified with JWT_PUBLIC_KEY: mint them with the matching private key, not with `its token`');
-    }
-    const now = Math.floor(Date.now() / 1000);
-    const payload: Record<string, unknown> = {
-      sub: options.sub,
-      orgs: options.org,
-      iat: now,
-      exp: now + parseDuration(options.ttl),
-      ...(options.name ? { name: options.name } : {}),
-      ...(options.actorType ? { actor_type: options.actorType } : {}),
-      ...(options.admin ? { its_admin: true } : {}),
-      ...(config.jwt.issuer ? { iss: config.jwt.issuer } : {}),
-      ...(config.jwt.audience ? { aud: config.jwt.audience } : {}),
-    };
-    console.log(signToken(payload, 'HS256', config.jwt.secret!));
-  });
+  .action(
+    (options: {
+      sub: string;
+      org: Record<string, string[]>;
+      admin: boolean;
+      name?: string;
+      actorType?: string;
+      ttl: string;
+    }) => {
+      const config = loadConfig(process.env, { persistDevSecret: true });
+      if (config.jwt.publicKey) {
+        throw new ConfigError(
+          'tokens are verified with JWT_PUBLIC_KEY: mint them with the matching private key, not with `its token`',
+        );
+      }
+      const now = Math.floor(Date.now() / 1000);
+      const payload: Record<string, unknown> = {
+        sub: options.sub,
+        orgs: options.org,
+        iat: now,
+        exp: now + parseDuration(options.ttl),
+        ...(options.name ? { name: options.name } : {}),
+        ...(options.actorType ? { actor_type: options.actorType } : {}),
+        ...(options.admin ? { its_admin: true } : {}),
+        ...(config.jwt.issuer ? { iss: config.jwt.issuer } : {}),
+        ...(config.jwt.audience ? { aud: config.jwt.audience } : {}),
+      };
+      console.log(signToken(payload, 'HS256', config.jwt.secret!));
+    },
+  );
 
 program
   .command('events')
@@ -157,7 +196,8 @@ program
   .argument('<incidentId>')
   .action(async (orgId: string, incidentId: string) => {
     if (!ORG_ID_PATTERN.test(orgId)) throw new InvalidArgumentError(`not an org id: ${orgId}`);
-    if (!INCIDENT_ID_PATTERN.test(incidentId)) throw new InvalidArgumentError(`not an incident id: ${incidentId}`);
+    if (!INCIDENT_ID_PATTERN.test(incidentId))
+      throw new InvalidArgumentError(`not an incident id: ${incidentId}`);
     await withRuntime(async (runtime) => {
       const streamName = incidentStreamName(orgId, incidentId);
       const page = 1000;
@@ -176,7 +216,12 @@ program
 try {
   await program.parseAsync(process.argv);
 } catch (error) {
-  const message = error instanceof ConfigError || error instanceof InvalidArgumentError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error);
+  const message =
+    error instanceof ConfigError || error instanceof InvalidArgumentError
+      ? error.message
+      : error instanceof Error
+        ? (error.stack ?? error.message)
+        : String(error);
   process.stderr.write(`its: ${message}\n`);
   process.exit(1);
 }

@@ -33,7 +33,10 @@ type Without<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 /** A command as a client states it: the service adds the new ids (and the default signal time). */
 export type CommandInput =
-  | Without<Exclude<IncidentCommand, { type: 'RecordAction' | 'IngestSignal' | 'RecordSloViolation' }>, 'incidentId'>
+  | Without<
+      Exclude<IncidentCommand, { type: 'RecordAction' | 'IngestSignal' | 'RecordSloViolation' }>,
+      'incidentId'
+    >
   | Omit<Extract<IncidentCommand, { type: 'RecordAction' }>, 'actionId'>
   | (Omit<Extract<IncidentCommand, { type: 'IngestSignal' }>, 'signalId' | 'ts'> & { ts?: string })
   | Omit<Extract<IncidentCommand, { type: 'RecordSloViolation' }>, 'violationId'>;
@@ -59,7 +62,10 @@ export interface CommandMetrics {
 /** `If-Match` named a version the incident is no longer (or not yet) at. */
 export class VersionConflict extends Error {
   override readonly name = 'VersionConflict';
-  constructor(readonly expected: number, readonly actual: number) {
+  constructor(
+    readonly expected: number,
+    readonly actual: number,
+  ) {
     super(`incident is at version ${actual}, not ${expected}`);
   }
 }
@@ -133,7 +139,12 @@ export class IncidentCommands {
       this.metrics?.commandDone(input.type, result.replayed ? 'replayed' : result.outcome);
       return result;
     } catch (error) {
-      const outcome = error instanceof VersionConflict || error instanceof ConcurrencyRetriesExhausted ? 'conflict' : error instanceof DomainError ? 'rejected' : 'error';
+      const outcome =
+        error instanceof VersionConflict || error instanceof ConcurrencyRetriesExhausted
+          ? 'conflict'
+          : error instanceof DomainError
+            ? 'rejected'
+            : 'error';
       this.metrics?.commandDone(input.type, outcome);
       throw error;
     }
@@ -150,11 +161,23 @@ export class IncidentCommands {
       }
       case 'IngestSignal': {
         const signalId = `sig_${randomUUID()}`;
-        return { incidentId: id, eventId, occurredAt, itemId: signalId, command: { ...input, signalId, ts: input.ts ?? occurredAt } };
+        return {
+          incidentId: id,
+          eventId,
+          occurredAt,
+          itemId: signalId,
+          command: { ...input, signalId, ts: input.ts ?? occurredAt },
+        };
       }
       case 'RecordSloViolation': {
         const violationId = `slo_${randomUUID()}`;
-        return { incidentId: id, eventId, occurredAt, itemId: violationId, command: { ...input, violationId } };
+        return {
+          incidentId: id,
+          eventId,
+          occurredAt,
+          itemId: violationId,
+          command: { ...input, violationId },
+        };
       }
       case 'CreateIncident':
         return { incidentId: id, eventId, occurredAt, command: { ...input, incidentId: id } };
@@ -168,7 +191,11 @@ export class IncidentCommands {
    * request returns the stored result, or, if the first attempt died before finishing, runs the
    * stored plan again: its events carry the same ids, so they land at most once.
    */
-  private async executeOnce(ctx: CommandContext, key: string, plan: () => Plan): Promise<CommandResult & { outcome: 'ok' | 'noop' }> {
+  private async executeOnce(
+    ctx: CommandContext,
+    key: string,
+    plan: () => Plan,
+  ): Promise<CommandResult & { outcome: 'ok' | 'noop' }> {
     const fingerprint = ctx.requestFingerprint ?? '';
     const candidate = plan();
     const db = this.database.db;
@@ -207,12 +234,20 @@ export class IncidentCommands {
       const loaded = await this.load(streamName);
       const done = loaded.landed.get(plan.eventId);
       if (done) return { ...this.result(plan, done.version, done.position), outcome: 'ok' };
-      if (loaded.state === initialState && plan.command.type !== 'CreateIncident') throw new IncidentNotFound(plan.incidentId);
-      if (ctx.ifMatch !== undefined && ctx.ifMatch !== loaded.version) throw new VersionConflict(ctx.ifMatch, loaded.version);
+      if (loaded.state === initialState && plan.command.type !== 'CreateIncident')
+        throw new IncidentNotFound(plan.incidentId);
+      if (ctx.ifMatch !== undefined && ctx.ifMatch !== loaded.version)
+        throw new VersionConflict(ctx.ifMatch, loaded.version);
 
       const events = decide(plan.command, loaded.state);
       if (events.length === 0) {
-        return { incidentId: plan.incidentId, version: loaded.version, position: loaded.position!, replayed: false, outcome: 'noop' };
+        return {
+          incidentId: plan.incidentId,
+          version: loaded.version,
+          position: loaded.position!,
+          replayed: false,
+          outcome: 'noop',
+        };
       }
       const started = performance.now();
       try {
@@ -229,7 +264,8 @@ export class IncidentCommands {
         if (ctx.ifMatch !== undefined) {
           throw new VersionConflict(ctx.ifMatch, error.actual === 'no_stream' ? -1 : error.actual);
         }
-        if (attempt >= this.maxRetries) throw new ConcurrencyRetriesExhausted(`gave up on ${streamName} after ${attempt + 1} lost races`);
+        if (attempt >= this.maxRetries)
+          throw new ConcurrencyRetriesExhausted(`gave up on ${streamName} after ${attempt + 1} lost races`);
         this.metrics?.retry();
         // Jittered backoff, so racing writers do not collide again in lockstep.
         await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(100, 5 * 2 ** attempt)));
@@ -238,7 +274,13 @@ export class IncidentCommands {
   }
 
   private result(plan: Plan, version: number, position: string): CommandResult {
-    return { incidentId: plan.incidentId, version, position, ...(plan.itemId ? { itemId: plan.itemId } : {}), replayed: false };
+    return {
+      incidentId: plan.incidentId,
+      version,
+      position,
+      ...(plan.itemId ? { itemId: plan.itemId } : {}),
+      replayed: false,
+    };
   }
 
   private envelope(ctx: CommandContext, plan: Plan, event: IncidentEvent, index: number): EventToAppend {
@@ -252,7 +294,12 @@ export class IncidentCommands {
       ...(ctx.idempotencyKey ? { idempotencyKey: ctx.idempotencyKey } : {}),
       schemaVersion: CURRENT_SCHEMA_VERSION[event.type],
     };
-    return { eventId: index === 0 ? plan.eventId : derivedEventId(plan.eventId, index), type: event.type, data: event.data, metadata };
+    return {
+      eventId: index === 0 ? plan.eventId : derivedEventId(plan.eventId, index),
+      type: event.type,
+      data: event.data,
+      metadata,
+    };
   }
 
   /** Folds the incident from its latest snapshot and the events after it. */
@@ -268,7 +315,10 @@ export class IncidentCommands {
     let position = snapshot?.position ?? null;
     const landed = new Map<string, { version: number; position: string }>();
     for (const recorded of await this.store.readStream(streamName, { fromVersion: version + 1 })) {
-      state = evolve(state, parseEvent(recorded.type, recorded.data, Number(recorded.metadata.schemaVersion ?? 1)));
+      state = evolve(
+        state,
+        parseEvent(recorded.type, recorded.data, Number(recorded.metadata.schemaVersion ?? 1)),
+      );
       version = recorded.version;
       position = recorded.position;
       landed.set(recorded.eventId, { version, position });
@@ -276,11 +326,22 @@ export class IncidentCommands {
     return { state, version, position, landed };
   }
 
-  private async maybeSnapshot(streamName: string, loaded: Loaded, events: IncidentEvent[], appended: { version: number; position: string }): Promise<void> {
+  private async maybeSnapshot(
+    streamName: string,
+    loaded: Loaded,
+    events: IncidentEvent[],
+    appended: { version: number; position: string },
+  ): Promise<void> {
     const sinceSnapshot = appended.version - (loaded.version - loaded.landed.size);
     if (sinceSnapshot < this.snapshotEvery) return;
     const state = events.reduce(evolve, loaded.state);
-    const row = { stream_name: streamName, version: appended.version, position: appended.position, schema_version: SNAPSHOT_SCHEMA_VERSION, state: JSON.stringify(state) };
+    const row = {
+      stream_name: streamName,
+      version: appended.version,
+      position: appended.position,
+      schema_version: SNAPSHOT_SCHEMA_VERSION,
+      state: JSON.stringify(state),
+    };
     // A snapshot is only a cache: failing to write one must not fail the command that already landed.
     await this.database.db
       .insertInto('incident_snapshots')

@@ -191,12 +191,26 @@ export async function pingDatabase(database: Database): Promise<void> {
 
 /** PostgreSQL (pg) failures that mean the server is gone, not that the query was wrong. */
 export function isDatabaseUnavailable(error: unknown): boolean {
-  for (let current: unknown = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
+  for (
+    let current: unknown = error, depth = 0;
+    current instanceof Error && depth < 5;
+    current = current.cause, depth++
+  ) {
     const code = (current as { code?: unknown }).code;
-    if (typeof code === 'string' && (/^08/.test(code) || /^57P0[123]$/.test(code) || /^E(CONNREFUSED|CONNRESET|PIPE|TIMEDOUT|HOSTUNREACH|NETUNREACH|AI_AGAIN)$/.test(code) || code === 'ENOTFOUND')) {
+    if (
+      typeof code === 'string' &&
+      (/^08/.test(code) ||
+        /^57P0[123]$/.test(code) ||
+        /^E(CONNREFUSED|CONNRESET|PIPE|TIMEDOUT|HOSTUNREACH|NETUNREACH|AI_AGAIN)$/.test(code) ||
+        code === 'ENOTFOUND')
+    ) {
       return true;
     }
-    if (/timeout exceeded when trying to connect|Connection terminated|Client has encountered a connection error|connect ECONNREFUSED|driver has already been destroyed|PGlite is closed/i.test(current.message)) {
+    if (
+      /timeout exceeded when trying to connect|Connection terminated|Client has encountered a connection error|connect ECONNREFUSED|driver has already been destroyed|PGlite is closed/i.test(
+        current.message,
+      )
+    ) {
       return true;
     }
   }

@@ -139,4 +139,3 @@ export interface Schema {
   idempotency_keys: IdempotencyKeysTable;
   incident_snapshots: IncidentSnapshotsTable;
 }
-

@@ -72,7 +72,11 @@ export interface EventStore {
   /** Catch up from `fromPosition`, then stay live; never skips or repeats an event. */
   subscribe(options: SubscribeOptions): AsyncIterable<RecordedEvent>;
   /** How many events `readAll` would return after `fromPosition` (counting stops at `limit`). */
-  countEvents(options: { fromPosition?: string | null; streamPrefix?: string; limit?: number }): Promise<number>;
+  countEvents(options: {
+    fromPosition?: string | null;
+    streamPrefix?: string;
+    limit?: number;
+  }): Promise<number>;
   /** Position of the newest event in the global log (optionally under a prefix), null if none. */
   headPosition(streamPrefix?: string): Promise<string | null>;
   /** Answers when the store is reachable; throws otherwise. */

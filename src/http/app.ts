@@ -10,7 +10,12 @@ import Fastify, {
   type FastifyPluginOptions,
   type FastifyServerOptions,
 } from 'fastify';
-import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import {
+  jsonSchemaTransform,
+  jsonSchemaTransformObject,
+  serializerCompiler,
+  validatorCompiler,
+} from 'fastify-type-provider-zod';
 import { uuidv7 } from 'uuidv7';
 import type { Runtime } from '../app/runtime.ts';
 import { OPERATION_ROLES, rateLimitKey, registerAuth, type Operation } from './auth.ts';
@@ -30,7 +35,12 @@ export interface BuildAppOptions {
 }
 
 /** Headers never written to the logs. */
-export const REDACTED_LOG_PATHS = ['req.headers.authorization', 'request.headers.authorization', 'headers.authorization', 'req.headers.cookie'];
+export const REDACTED_LOG_PATHS = [
+  'req.headers.authorization',
+  'request.headers.authorization',
+  'headers.authorization',
+  'req.headers.cookie',
+];
 
 /** The largest request body accepted (API.md: 413 above 1 MiB). */
 const BODY_LIMIT = 1024 * 1024;
@@ -49,7 +59,12 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
   const app = Fastify({
     ...(options.loggerInstance
       ? { loggerInstance: options.loggerInstance }
-      : { logger: options.logger ?? { level: runtime.config.logLevel, redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' } } }),
+      : {
+          logger: options.logger ?? {
+            level: runtime.config.logLevel,
+            redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' },
+          },
+        }),
     bodyLimit: BODY_LIMIT,
     genReqId: (request) => {
       const incoming = request.headers['x-request-id'];
@@ -70,7 +85,8 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
   app.removeContentTypeParser(['text/plain', 'application/json']);
   const parseJson = app.getDefaultJsonParser('error', 'error');
   // An empty body is no body (a DELETE sent with a JSON content type); the schema decides if one was needed.
-  const parseJsonOrNothing: typeof parseJson = (request, body, done) => (body === '' ? done(null, undefined) : parseJson(request, body, done));
+  const parseJsonOrNothing: typeof parseJson = (request, body, done) =>
+    body === '' ? done(null, undefined) : parseJson(request, body, done);
   // `application/merge-patch+json` and other `+json` types are JSON too.
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonOrNothing);
   app.addContentTypeParser(/^application\/[\w.-]+\+json$/, { parseAs: 'string' }, parseJsonOrNothing);
@@ -81,7 +97,10 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
   });
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
-    if (closing) throw new HttpProblem('UNAVAILABLE', 'the server is shutting down; retry', undefined, { 'retry-after': '1' });
+    if (closing)
+      throw new HttpProblem('UNAVAILABLE', 'the server is shutting down; retry', undefined, {
+        'retry-after': '1',
+      });
   });
   // A keep-alive socket that goes idle after close() began would hold the server open until its timeout.
   app.addHook('onSend', async (_request, reply) => {
@@ -89,13 +108,25 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
   });
   // Before the schemas run: a NUL or a lone surrogate would pass them and then fail in PostgreSQL.
   app.addHook('preValidation', async (request) => {
-    for (const [part, value] of [['params', request.params], ['querystring', request.query], ['body', request.body]] as const) {
+    for (const [part, value] of [
+      ['params', request.params],
+      ['querystring', request.query],
+      ['body', request.body],
+    ] as const) {
       const found = findUnstorableText(value);
-      if (found !== null) throw validationFailed(`the request ${part} cannot be stored as it is`, [{ path: found.path || part, message: found.message }]);
+      if (found !== null)
+        throw validationFailed(`the request ${part} cannot be stored as it is`, [
+          { path: found.path || part, message: found.message },
+        ]);
     }
   });
   app.addHook('onResponse', async (request, reply) => {
-    runtime.metrics.observeRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+    runtime.metrics.observeRequest(
+      request.method,
+      request.routeOptions.url ?? 'unmatched',
+      reply.statusCode,
+      reply.elapsedTime / 1000,
+    );
   });
 
   app.setErrorHandler((error, request, reply) => {
@@ -103,12 +134,18 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
     if (mapped.problem.status >= 500) {
       request.log.error({ err: error }, 'request failed: %s', mapped.problem.code);
     } else if (!(error instanceof HttpProblem)) {
-      request.log.info({ code: mapped.problem.code, reason: error instanceof Error ? error.message : String(error) }, 'request refused');
+      request.log.info(
+        { code: mapped.problem.code, reason: error instanceof Error ? error.message : String(error) },
+        'request refused',
+      );
     }
     return sendProblem(reply, mapped);
   });
   app.setNotFoundHandler((request, reply) => {
-    sendProblem(reply, toProblem(new HttpProblem('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)));
+    sendProblem(
+      reply,
+      toProblem(new HttpProblem('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)),
+    );
   });
 
   app.register(fastifyHelmet, { global: true });
@@ -118,9 +155,12 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
       info: {
         title: 'ITS: Incident & Timeline Service',
         version: '1.0.0',
-        description: 'Event-sourced incidents. Errors are application/problem+json. Writes answer once the read models include them (202 when they do not in time, or with Prefer: respond-async).',
+        description:
+          'Event-sourced incidents. Errors are application/problem+json. Writes answer once the read models include them (202 when they do not in time, or with Prefer: respond-async).',
       },
-      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      components: {
+        securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+      },
     },
     transform: documentRoute,
     transformObject: jsonSchemaTransformObject,
@@ -132,14 +172,17 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
     max: runtime.config.rateLimitPerMinute,
     timeWindow: 60_000,
     keyGenerator: rateLimitKey,
-    errorResponseBuilder: (_request, context) => Object.assign(new Error(`rate limit exceeded; retry in ${context.after}`), { statusCode: 429 }),
+    errorResponseBuilder: (_request, context) =>
+      Object.assign(new Error(`rate limit exceeded; retry in ${context.after}`), { statusCode: 429 }),
   });
   app.register(operationsRoutes, { runtime });
   app.register(incidentRoutes, { runtime });
   app.register(activityRoutes, { runtime });
   app.register(eventRoutes, { runtime });
   app.register(adminRoutes, { runtime });
-  app.get('/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () => app.swagger());
+  app.get('/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () =>
+    app.swagger(),
+  );
   return app;
 }
 
@@ -156,7 +199,9 @@ const documentRoute: typeof jsonSchemaTransform = (document) => {
   const schema = transformed.schema as Record<string, unknown> & { response?: Record<string, unknown> };
   const responses: Record<string, unknown> = { ...schema.response };
   responses['400'] ??= problemResponse('VALIDATION_FAILED: the body, query or path fails its schema');
-  responses['503'] ??= problemResponse('UNAVAILABLE: the event store or database is unreachable (Retry-After)');
+  responses['503'] ??= problemResponse(
+    'UNAVAILABLE: the event store or database is unreachable (Retry-After)',
+  );
   if (OPERATION_ROLES[operation] !== null) {
     schema.security = [{ bearerAuth: [] }];
     responses['401'] ??= problemResponse('UNAUTHENTICATED: missing, malformed, forged or expired token');
@@ -172,7 +217,9 @@ const documentRoute: typeof jsonSchemaTransform = (document) => {
     }
     responses['413'] ??= problemResponse('PAYLOAD_TOO_LARGE: body over 1 MiB');
     responses['415'] ??= problemResponse('UNSUPPORTED_MEDIA_TYPE: the body is not JSON');
-    responses['422'] ??= problemResponse('IDEMPOTENCY_KEY_REUSED: the Idempotency-Key was used for another request');
+    responses['422'] ??= problemResponse(
+      'IDEMPOTENCY_KEY_REUSED: the Idempotency-Key was used for another request',
+    );
   }
   schema.response = responses;
   return transformed;

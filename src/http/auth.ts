@@ -66,7 +66,9 @@ export function verificationAlgorithms(jwt: JwtConfig): string[] {
       if (curve === 'secp384r1' || curve === 'P-384') return ['ES384'];
       if (curve === 'secp521r1' || curve === 'P-521') return ['ES512'];
     }
-    throw new Error(`JWT_PUBLIC_KEY must be an RSA or EC (P-256) public key, not ${key.asymmetricKeyType ?? 'unknown'}`);
+    throw new Error(
+      `JWT_PUBLIC_KEY must be an RSA or EC (P-256) public key, not ${key.asymmetricKeyType ?? 'unknown'}`,
+    );
   }
   if (jwt.secret) return ['HS256'];
   throw new Error('no JWT_SECRET or JWT_PUBLIC_KEY configured');
@@ -114,7 +116,13 @@ function authenticate(app: FastifyInstance, request: FastifyRequest): Principal 
     payload = app.jwt.verify(token);
   } catch (error) {
     const code = (error as { code?: string }).code ?? '';
-    throw unauthenticated(code.includes('EXPIRED') ? 'the token has expired' : code.includes('INACTIVE') ? 'the token is not valid yet' : 'the token is invalid');
+    throw unauthenticated(
+      code.includes('EXPIRED')
+        ? 'the token has expired'
+        : code.includes('INACTIVE')
+          ? 'the token is not valid yet'
+          : 'the token is invalid',
+    );
   }
   const claims = TokenClaims.safeParse(payload);
   if (!claims.success) throw unauthenticated('the token lacks the claims ITS needs (sub, orgs)');
@@ -128,7 +136,11 @@ function authenticate(app: FastifyInstance, request: FastifyRequest): Principal 
   };
 }
 
-function authorize(operation: Exclude<Operation, 'public'>, principal: Principal, orgId: string | undefined): void {
+function authorize(
+  operation: Exclude<Operation, 'public'>,
+  principal: Principal,
+  orgId: string | undefined,
+): void {
   const allowed = OPERATION_ROLES[operation];
   if (allowed === 'its_admin') {
     if (!principal.admin) throw forbidden('this operation needs an its_admin token');

@@ -76,14 +76,23 @@ export class HttpProblem extends Error {
   }
 }
 
-export const validationFailed = (detail: string, errors?: FieldError[]) => new HttpProblem('VALIDATION_FAILED', detail, errors);
-export const unauthenticated = (detail: string) => new HttpProblem('UNAUTHENTICATED', detail, undefined, { 'www-authenticate': 'Bearer' });
+export const validationFailed = (detail: string, errors?: FieldError[]) =>
+  new HttpProblem('VALIDATION_FAILED', detail, errors);
+export const unauthenticated = (detail: string) =>
+  new HttpProblem('UNAUTHENTICATED', detail, undefined, { 'www-authenticate': 'Bearer' });
 export const forbidden = (detail: string) => new HttpProblem('FORBIDDEN', detail);
 export const notFound = (detail: string) => new HttpProblem('NOT_FOUND', detail);
 
 export function problem(code: ProblemCode, detail: string, errors?: FieldError[]): Problem {
   const { status, title } = STATUS[code];
-  return { type: `urn:its:problem:${code.toLowerCase().replace(/_/g, '-')}`, title, status, code, detail, ...(errors ? { errors } : {}) };
+  return {
+    type: `urn:its:problem:${code.toLowerCase().replace(/_/g, '-')}`,
+    title,
+    status,
+    code,
+    detail,
+    ...(errors ? { errors } : {}),
+  };
 }
 
 export interface MappedError {
@@ -95,7 +104,12 @@ export interface MappedError {
 
 /** Maps anything thrown while serving a request to the problem the client sees. */
 export function toProblem(error: unknown): MappedError {
-  const plain = (code: ProblemCode, detail: string, errors?: FieldError[], headers: Record<string, string> = {}): MappedError => ({
+  const plain = (
+    code: ProblemCode,
+    detail: string,
+    errors?: FieldError[],
+    headers: Record<string, string> = {},
+  ): MappedError => ({
     problem: problem(code, detail, errors),
     headers,
     serverFault: code === 'INTERNAL' || code === 'UNAVAILABLE',
@@ -110,21 +124,35 @@ export function toProblem(error: unknown): MappedError {
   if (error instanceof VersionConflict) return plain('VERSION_CONFLICT', error.message);
   if (error instanceof IdempotencyKeyReused) return plain('IDEMPOTENCY_KEY_REUSED', error.message);
   if (error instanceof ConcurrencyRetriesExhausted) {
-    return plain('UNAVAILABLE', 'the incident is being changed by many writers at once; retry shortly', undefined, { 'retry-after': '1' });
+    return plain(
+      'UNAVAILABLE',
+      'the incident is being changed by many writers at once; retry shortly',
+      undefined,
+      { 'retry-after': '1' },
+    );
   }
-  if (error instanceof EventStoreUnavailable) return plain('UNAVAILABLE', 'the event store is unreachable; retry later', undefined, retryLater);
-  if (isDatabaseUnavailable(error)) return plain('UNAVAILABLE', 'the database is unreachable; retry later', undefined, retryLater);
+  if (error instanceof EventStoreUnavailable)
+    return plain('UNAVAILABLE', 'the event store is unreachable; retry later', undefined, retryLater);
+  if (isDatabaseUnavailable(error))
+    return plain('UNAVAILABLE', 'the database is unreachable; retry later', undefined, retryLater);
 
   const fastifyError = error as Partial<FastifyError> | undefined;
   if (fastifyError && Array.isArray(fastifyError.validation)) {
-    return plain('VALIDATION_FAILED', `the request ${fastifyError.validationContext ?? 'input'} does not match its schema`, fieldErrors(fastifyError));
+    return plain(
+      'VALIDATION_FAILED',
+      `the request ${fastifyError.validationContext ?? 'input'} does not match its schema`,
+      fieldErrors(fastifyError),
+    );
   }
   const status = typeof fastifyError?.statusCode === 'number' ? fastifyError.statusCode : 500;
-  if (status === 429) return plain('RATE_LIMITED', 'too many requests for this token; retry after the indicated delay');
+  if (status === 429)
+    return plain('RATE_LIMITED', 'too many requests for this token; retry after the indicated delay');
   if (status === 413) return plain('PAYLOAD_TOO_LARGE', 'the request body is larger than 1 MiB');
-  if (status === 415) return plain('UNSUPPORTED_MEDIA_TYPE', 'the request body must be JSON (application/json)');
+  if (status === 415)
+    return plain('UNSUPPORTED_MEDIA_TYPE', 'the request body must be JSON (application/json)');
   if (status === 404) return plain('NOT_FOUND', 'no such resource');
-  if (status === 503) return plain('UNAVAILABLE', 'the service is unavailable; retry later', undefined, retryLater);
+  if (status === 503)
+    return plain('UNAVAILABLE', 'the service is unavailable; retry later', undefined, retryLater);
   // Bad JSON, an empty JSON body, a bad content length…: fastify's own 4xx are all malformed input.
   if (status >= 400 && status < 500) return plain('VALIDATION_FAILED', clientMessage(fastifyError));
   return plain('INTERNAL', 'an unexpected error occurred');
@@ -150,7 +178,10 @@ function unescapePointer(segment: string): string {
   return segment.replace(/~1/g, '/').replace(/~0/g, '~');
 }
 
-export function sendProblem(reply: FastifyReply, mapped: Pick<MappedError, 'problem' | 'headers'>): FastifyReply {
+export function sendProblem(
+  reply: FastifyReply,
+  mapped: Pick<MappedError, 'problem' | 'headers'>,
+): FastifyReply {
   for (const [name, value] of Object.entries(mapped.headers)) reply.header(name, value);
   // A string payload skips the route's response serializer: an error body never fails to serialize.
   return reply.code(mapped.problem.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(mapped.problem));

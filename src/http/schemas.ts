@@ -21,7 +21,10 @@ const LATEST = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 /** An ISO-8601 time with any offset, read as UTC; bounded so that every store and read model can hold it. */
 const InputTime = z.iso
   .datetime({ offset: true })
-  .refine((value) => Date.parse(value) >= EARLIEST && Date.parse(value) <= LATEST, 'must be between 1900 and 9999')
+  .refine(
+    (value) => Date.parse(value) >= EARLIEST && Date.parse(value) <= LATEST,
+    'must be between 1900 and 9999',
+  )
   .transform((value) => new Date(value).toISOString());
 
 export const TAG_PATTERN = /^[a-z0-9][a-z0-9:_./-]{0,63}$/;
@@ -45,7 +48,15 @@ export const CreateIncidentBody = z.object({
   initialCorrelationKey: name(200).optional(),
 });
 
-const UPDATABLE = ['title', 'description', 'serviceName', 'environment', 'runbookPath', 'projectId', 'detectedBy'] as const;
+const UPDATABLE = [
+  'title',
+  'description',
+  'serviceName',
+  'environment',
+  'runbookPath',
+  'projectId',
+  'detectedBy',
+] as const;
 export const UpdateIncidentBody = z
   .object({
     title: name(200).optional(),
@@ -67,7 +78,10 @@ export const LinkTicketBody = z.object({
   system: name(50).describe('the ticketing system, e.g. JIRA'),
   key: name(200),
   // Only web links: a javascript: or file: URL rendered as a link would be stored XSS.
-  url: z.url({ protocol: /^https?$/ }).max(2000).optional(),
+  url: z
+    .url({ protocol: /^https?$/ })
+    .max(2000)
+    .optional(),
 });
 export const RecordActionBody = z.object({
   actionKind: ClientActionKind,
@@ -86,7 +100,9 @@ export const IngestSignalBody = z.object({
   traceId: name(200).optional(),
   data: z
     .record(z.string(), z.unknown())
-    .refine((data) => Buffer.byteLength(JSON.stringify(data)) <= SIGNAL_DATA_MAX_BYTES, { message: 'must be at most 64 KiB as JSON' })
+    .refine((data) => Buffer.byteLength(JSON.stringify(data)) <= SIGNAL_DATA_MAX_BYTES, {
+      message: 'must be at most 64 KiB as JSON',
+    })
     .optional(),
   ts: InputTime.optional(),
 });
@@ -107,7 +123,12 @@ export const RecordSloViolationBody = z
     when: ({ value }) => {
       if (value === null || typeof value !== 'object') return false;
       const body = value as { windowStart?: unknown; windowEnd?: unknown };
-      return typeof body.windowStart === 'string' && typeof body.windowEnd === 'string' && !Number.isNaN(Date.parse(body.windowStart)) && !Number.isNaN(Date.parse(body.windowEnd));
+      return (
+        typeof body.windowStart === 'string' &&
+        typeof body.windowEnd === 'string' &&
+        !Number.isNaN(Date.parse(body.windowStart)) &&
+        !Number.isNaN(Date.parse(body.windowEnd))
+      );
     },
   });
 
@@ -120,8 +141,16 @@ const IfMatch = z
 
 /** Headers every write understands; any other header passes through untouched. */
 export const WriteHeaders = z.looseObject({
-  'if-match': IfMatch.optional().describe('the version the change applies to: 412 if the incident is at another'),
-  'idempotency-key': z.string().min(1).max(255).refine((key) => !/\p{Cc}/u.test(key), 'must not contain control characters').optional().describe('replays the first response for the same request'),
+  'if-match': IfMatch.optional().describe(
+    'the version the change applies to: 412 if the incident is at another',
+  ),
+  'idempotency-key': z
+    .string()
+    .min(1)
+    .max(255)
+    .refine((key) => !/\p{Cc}/u.test(key), 'must not contain control characters')
+    .optional()
+    .describe('replays the first response for the same request'),
   prefer: z.string().optional().describe('respond-async: answer 202 without waiting for the read models'),
 });
 export const CreateHeaders = WriteHeaders.omit({ 'if-match': true });
@@ -147,23 +176,36 @@ export const ListIncidentsQuery = z.object({
   q: z.string().min(1).max(200).optional().describe('case-insensitive match in the title'),
   createdFrom: InputTime.optional().describe('inclusive'),
   createdTo: InputTime.optional().describe('inclusive'),
-  sort: z.enum(['createdAt', 'updatedAt', 'severity']).default('createdAt').describe('severity desc: most severe first'),
+  sort: z
+    .enum(['createdAt', 'updatedAt', 'severity'])
+    .default('createdAt')
+    .describe('severity desc: most severe first'),
   order: z.enum(['desc', 'asc']).default('desc'),
   limit: z.coerce.number().int().min(1).max(100).default(20),
   cursor: z.string().min(1).max(2000).optional().describe('nextCursor of the previous page'),
 });
 
 export const StreamEventsQuery = z.object({
-  fromVersion: z.coerce.number().int().min(0).optional().describe('inclusive; default 0 forwards, the last event backwards'),
+  fromVersion: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .optional()
+    .describe('inclusive; default 0 forwards, the last event backwards'),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   direction: z.enum(['forwards', 'backwards']).default('forwards'),
 });
 
-
 export const OrgEventsQuery = z.object({
-  fromPosition: z.string().refine(isPosition, 'is not a position this API issued').optional().describe('exclusive: events after this position'),
+  fromPosition: z
+    .string()
+    .refine(isPosition, 'is not a position this API issued')
+    .optional()
+    .describe('exclusive: events after this position'),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
-  type: anyOf(z.enum(EVENT_TYPES)).describe('only these event types: repeat the parameter or separate with commas'),
+  type: anyOf(z.enum(EVENT_TYPES)).describe(
+    'only these event types: repeat the parameter or separate with commas',
+  ),
 });
 
 // ---- responses ------------------------------------------------------------------------------
@@ -193,7 +235,9 @@ export const Incident = z
     detectedBy: z.string().nullable(),
     primarySignalId: z.string().nullable(),
     runbookPath: z.string().nullable(),
-    externalRefs: z.array(z.object({ system: z.string(), key: z.string(), url: z.string().nullable(), linkedAt: Timestamp })),
+    externalRefs: z.array(
+      z.object({ system: z.string(), key: z.string(), url: z.string().nullable(), linkedAt: Timestamp }),
+    ),
     correlationKeys: z.array(z.string()),
     tags: z.array(z.string()),
     createdBy: z.object({ type: z.string(), ref: z.string() }),
@@ -257,7 +301,12 @@ export const IncidentList = z
   .meta({ id: 'IncidentList' });
 
 export const IncidentDetails = z
-  .object({ incident: Incident, signals: z.array(Signal), actions: z.array(Action), sloViolations: z.array(SloViolation) })
+  .object({
+    incident: Incident,
+    signals: z.array(Signal),
+    actions: z.array(Action),
+    sloViolations: z.array(SloViolation),
+  })
   .meta({ id: 'IncidentDetails' });
 
 const eventFields = {
@@ -315,14 +364,22 @@ export function findUnstorableText(value: unknown): { path: string; message: str
   while (pending.length > 0) {
     const { value: current, path } = pending.pop()!;
     if (typeof current === 'string') {
-      if (UNSTORABLE.test(current)) return { path: path.join('.'), message: 'must not contain NUL characters or unpaired surrogates' };
+      if (UNSTORABLE.test(current))
+        return { path: path.join('.'), message: 'must not contain NUL characters or unpaired surrogates' };
       continue;
     }
     if (current === null || typeof current !== 'object') continue;
-    if (path.length >= MAX_JSON_DEPTH) return { path: path.join('.'), message: `must not nest deeper than ${MAX_JSON_DEPTH} levels` };
-    const entries = Array.isArray(current) ? current.map((item, index) => [String(index), item] as const) : Object.entries(current);
+    if (path.length >= MAX_JSON_DEPTH)
+      return { path: path.join('.'), message: `must not nest deeper than ${MAX_JSON_DEPTH} levels` };
+    const entries = Array.isArray(current)
+      ? current.map((item, index) => [String(index), item] as const)
+      : Object.entries(current);
     for (const [key, item] of entries) {
-      if (UNSTORABLE.test(key)) return { path: [...path, key].join('.'), message: 'must not contain NUL characters or unpaired surrogates' };
+      if (UNSTORABLE.test(key))
+        return {
+          path: [...path, key].join('.'),
+          message: 'must not contain NUL characters or unpaired surrogates',
+        };
       pending.push({ value: item, path: [...path, key] });
     }
   }

@@ -32,7 +32,12 @@ interface WriteHeaderValues {
  * and 201/200 once the read models include the write, or 202 when the client asked not to wait
  * (`Prefer: respond-async`) or the projection did not catch up in time.
  */
-export async function executeWrite(runtime: Runtime, request: FastifyRequest, reply: FastifyReply, options: WriteOptions): Promise<WriteResponse> {
+export async function executeWrite(
+  runtime: Runtime,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  options: WriteOptions,
+): Promise<WriteResponse> {
   const principal = request.principal!;
   const { orgId } = request.params as { orgId: string };
   const headers = request.headers as unknown as WriteHeaderValues;
@@ -42,10 +47,16 @@ export async function executeWrite(runtime: Runtime, request: FastifyRequest, re
     actor: { type: principal.actorType, ref: principal.sub },
     correlationId: request.id,
     ...(idempotencyKey !== undefined ? { idempotencyKey, requestFingerprint: fingerprint(request) } : {}),
-    ...(headers['if-match'] !== undefined && options.incidentId !== null ? { ifMatch: headers['if-match'] } : {}),
+    ...(headers['if-match'] !== undefined && options.incidentId !== null
+      ? { ifMatch: headers['if-match'] }
+      : {}),
   };
   const result = await runtime.commands.execute(ctx, options.incidentId, options.input);
-  const body: WriteResponse = { incidentId: result.incidentId, version: result.version, position: result.position };
+  const body: WriteResponse = {
+    incidentId: result.incidentId,
+    version: result.version,
+    position: result.position,
+  };
   if (options.itemField && result.itemId !== undefined) body[options.itemField] = result.itemId;
 
   reply.header('etag', `"${result.version}"`);
@@ -56,13 +67,18 @@ export async function executeWrite(runtime: Runtime, request: FastifyRequest, re
   const respondAsync = prefersAsync(headers.prefer);
   if (respondAsync) reply.header('preference-applied', 'respond-async');
   // The write has landed either way: failing to confirm its projection only makes the answer a 202.
-  const visible = !respondAsync && (await runtime.progress.waitFor(result.position, runtime.config.consistencyTimeoutMs).catch(() => false));
+  const visible =
+    !respondAsync &&
+    (await runtime.progress.waitFor(result.position, runtime.config.consistencyTimeoutMs).catch(() => false));
   reply.code(visible ? (created ? 201 : 200) : 202);
   return body;
 }
 
 function prefersAsync(prefer: string | undefined): boolean {
-  return prefer !== undefined && prefer.split(/[,;]/).some((token) => token.trim().toLowerCase() === 'respond-async');
+  return (
+    prefer !== undefined &&
+    prefer.split(/[,;]/).some((token) => token.trim().toLowerCase() === 'respond-async')
+  );
 }
 
 /** What makes two requests "the same" for an idempotency key: method, route, path parameters and body. */

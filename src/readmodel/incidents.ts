@@ -1,4 +1,11 @@
-import { sql, type Expression, type ExpressionBuilder, type Kysely, type Selectable, type SqlBool } from 'kysely';
+import {
+  sql,
+  type Expression,
+  type ExpressionBuilder,
+  type Kysely,
+  type Selectable,
+  type SqlBool,
+} from 'kysely';
 import type { Severity, SignalType, Status } from '../domain/incident/index.ts';
 import type { ActionsTable, IncidentsTable, Schema, SignalsTable, SloViolationsTable } from '../db/schema.ts';
 
@@ -115,7 +122,10 @@ const iso = (value: Date | string): string => new Date(value).toISOString();
 const isoOrNull = (value: Date | string | null): string | null => (value === null ? null : iso(value));
 
 export function toIncidentView(row: Selectable<IncidentsTable>): IncidentView {
-  const refs = typeof row.external_refs === 'string' ? (JSON.parse(row.external_refs) as IncidentView['externalRefs']) : row.external_refs;
+  const refs =
+    typeof row.external_refs === 'string'
+      ? (JSON.parse(row.external_refs) as IncidentView['externalRefs'])
+      : row.external_refs;
   return {
     id: row.id,
     orgId: row.org_id,
@@ -129,7 +139,12 @@ export function toIncidentView(row: Selectable<IncidentsTable>): IncidentView {
     detectedBy: row.detected_by,
     primarySignalId: row.primary_signal_id,
     runbookPath: row.runbook_path,
-    externalRefs: (refs ?? []).map((ref) => ({ system: ref.system, key: ref.key, url: ref.url ?? null, linkedAt: iso(ref.linkedAt) })),
+    externalRefs: (refs ?? []).map((ref) => ({
+      system: ref.system,
+      key: ref.key,
+      url: ref.url ?? null,
+      linkedAt: iso(ref.linkedAt),
+    })),
     correlationKeys: row.correlation_keys ?? [],
     tags: row.tags ?? [],
     createdBy: { type: row.created_by_type, ref: row.created_by_ref },
@@ -189,19 +204,53 @@ function toSloViolationView(row: Selectable<SloViolationsTable>): SloViolationVi
 }
 
 /** One incident of one org; another org's incident is as absent as one that never existed. */
-export async function findIncident(db: Kysely<Schema>, orgId: string, incidentId: string): Promise<IncidentView | null> {
-  const row = await db.selectFrom('incidents').selectAll().where('org_id', '=', orgId).where('id', '=', incidentId).executeTakeFirst();
+export async function findIncident(
+  db: Kysely<Schema>,
+  orgId: string,
+  incidentId: string,
+): Promise<IncidentView | null> {
+  const row = await db
+    .selectFrom('incidents')
+    .selectAll()
+    .where('org_id', '=', orgId)
+    .where('id', '=', incidentId)
+    .executeTakeFirst();
   return row ? toIncidentView(row) : null;
 }
 
 /** The incident with its signals, actions and SLO violations, each oldest first. */
-export async function incidentDetails(db: Kysely<Schema>, orgId: string, incidentId: string): Promise<IncidentDetails | null> {
+export async function incidentDetails(
+  db: Kysely<Schema>,
+  orgId: string,
+  incidentId: string,
+): Promise<IncidentDetails | null> {
   const incident = await findIncident(db, orgId, incidentId);
   if (!incident) return null;
   const [signals, actions, sloViolations] = await Promise.all([
-    db.selectFrom('incident_signals').selectAll().where('org_id', '=', orgId).where('incident_id', '=', incidentId).orderBy('version').orderBy('id').execute(),
-    db.selectFrom('incident_actions').selectAll().where('org_id', '=', orgId).where('incident_id', '=', incidentId).orderBy('version').orderBy('id').execute(),
-    db.selectFrom('incident_slo_violations').selectAll().where('org_id', '=', orgId).where('incident_id', '=', incidentId).orderBy('version').orderBy('id').execute(),
+    db
+      .selectFrom('incident_signals')
+      .selectAll()
+      .where('org_id', '=', orgId)
+      .where('incident_id', '=', incidentId)
+      .orderBy('version')
+      .orderBy('id')
+      .execute(),
+    db
+      .selectFrom('incident_actions')
+      .selectAll()
+      .where('org_id', '=', orgId)
+      .where('incident_id', '=', incidentId)
+      .orderBy('version')
+      .orderBy('id')
+      .execute(),
+    db
+      .selectFrom('incident_slo_violations')
+      .selectAll()
+      .where('org_id', '=', orgId)
+      .where('incident_id', '=', incidentId)
+      .orderBy('version')
+      .orderBy('id')
+      .execute(),
   ]);
   return {
     incident,
@@ -218,16 +267,23 @@ function containsPattern(text: string): string {
   return `%${text.replace(/[\\%_]/g, '\\$&')}%`;
 }
 
-function filterConditions(eb: IncidentsBuilder, orgId: string, filter: IncidentFilter): Expression<SqlBool>[] {
+function filterConditions(
+  eb: IncidentsBuilder,
+  orgId: string,
+  filter: IncidentFilter,
+): Expression<SqlBool>[] {
   const conditions: Expression<SqlBool>[] = [eb('org_id', '=', orgId)];
   if (filter.projectId !== undefined) conditions.push(eb('project_id', '=', filter.projectId));
   if (filter.environment !== undefined) conditions.push(eb('environment', '=', filter.environment));
   if (filter.serviceName !== undefined) conditions.push(eb('service_name', '=', filter.serviceName));
   if (filter.status?.length) conditions.push(eb('status', 'in', filter.status));
   if (filter.severity?.length) conditions.push(eb('severity', 'in', filter.severity));
-  if (filter.tag !== undefined) conditions.push(sql<SqlBool>`${sql.ref('tags')} @> array[${filter.tag}]::text[]`);
-  if (filter.correlationKey !== undefined) conditions.push(sql<SqlBool>`${sql.ref('correlation_keys')} @> array[${filter.correlationKey}]::text[]`);
-  if (filter.q !== undefined) conditions.push(sql<SqlBool>`${sql.ref('title')} ilike ${containsPattern(filter.q)}`);
+  if (filter.tag !== undefined)
+    conditions.push(sql<SqlBool>`${sql.ref('tags')} @> array[${filter.tag}]::text[]`);
+  if (filter.correlationKey !== undefined)
+    conditions.push(sql<SqlBool>`${sql.ref('correlation_keys')} @> array[${filter.correlationKey}]::text[]`);
+  if (filter.q !== undefined)
+    conditions.push(sql<SqlBool>`${sql.ref('title')} ilike ${containsPattern(filter.q)}`);
   if (filter.createdFrom !== undefined) conditions.push(eb('created_at', '>=', new Date(filter.createdFrom)));
   if (filter.createdTo !== undefined) conditions.push(eb('created_at', '<=', new Date(filter.createdTo)));
   return conditions;
@@ -237,7 +293,10 @@ function filterConditions(eb: IncidentsBuilder, orgId: string, filter: IncidentF
  * The order of each sort, most relevant first for `desc`: newest first, or most severe (SEV1,
  * severity_rank 1) first and newest first among equals. Every order ends with the id, so it is total.
  */
-function sortColumns(sort: IncidentSort, order: SortOrder): { column: 'severity_rank' | 'created_at' | 'updated_at' | 'id'; direction: SortOrder }[] {
+function sortColumns(
+  sort: IncidentSort,
+  order: SortOrder,
+): { column: 'severity_rank' | 'created_at' | 'updated_at' | 'id'; direction: SortOrder }[] {
   const flip = (direction: SortOrder): SortOrder => (direction === 'asc' ? 'desc' : 'asc');
   switch (sort) {
     case 'severity':
@@ -260,8 +319,14 @@ function sortColumns(sort: IncidentSort, order: SortOrder): { column: 'severity_
 }
 
 /** Rows strictly after the keyset in the sort order: (a > x) or (a = x and b > y) or … */
-function afterKeyset(eb: IncidentsBuilder, columns: ReturnType<typeof sortColumns>, keyset: Keyset): Expression<SqlBool> {
-  const values = columns.map(({ column }) => (column === 'severity_rank' ? keyset.rank ?? 0 : column === 'id' ? keyset.id : keyset.ts));
+function afterKeyset(
+  eb: IncidentsBuilder,
+  columns: ReturnType<typeof sortColumns>,
+  keyset: Keyset,
+): Expression<SqlBool> {
+  const values = columns.map(({ column }) =>
+    column === 'severity_rank' ? (keyset.rank ?? 0) : column === 'id' ? keyset.id : keyset.ts,
+  );
   const alternatives: Expression<SqlBool>[] = [];
   for (let i = 0; i < columns.length; i++) {
     const equal = columns.slice(0, i).map(({ column }, j) => eb(column, '=', values[j]!));
@@ -289,19 +354,39 @@ export function listIncidentsQuery(db: Kysely<Schema>, orgId: string, query: Lis
     .selectFrom('incidents')
     .selectAll()
     // The exact sort timestamp (microseconds), for the next page's cursor.
-    .select(sql<string>`to_char(${sql.ref(tsColumn)} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`.as('cursor_ts'))
-    .where((eb) => eb.and([...filterConditions(eb, orgId, query.filter), ...(query.after ? [afterKeyset(eb, columns, query.after)] : [])]));
+    .select(
+      sql<string>`to_char(${sql.ref(tsColumn)} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`.as(
+        'cursor_ts',
+      ),
+    )
+    .where((eb) =>
+      eb.and([
+        ...filterConditions(eb, orgId, query.filter),
+        ...(query.after ? [afterKeyset(eb, columns, query.after)] : []),
+      ]),
+    );
   for (const { column, direction } of columns) select = select.orderBy(column, direction);
   return select.limit(query.limit + 1);
 }
 
 /** One page of an org's incidents, filtered and sorted, after the given keyset. */
-export async function listIncidents(db: Kysely<Schema>, orgId: string, query: ListQuery): Promise<IncidentPage> {
+export async function listIncidents(
+  db: Kysely<Schema>,
+  orgId: string,
+  query: ListQuery,
+): Promise<IncidentPage> {
   const rows = await listIncidentsQuery(db, orgId, query).execute();
   const page = rows.slice(0, query.limit);
   const last = page.at(-1);
   return {
     incidents: page.map(toIncidentView),
-    next: rows.length > query.limit && last ? { ...(query.sort === 'severity' ? { rank: Number(last.severity_rank) } : {}), ts: last.cursor_ts, id: last.id } : null,
+    next:
+      rows.length > query.limit && last
+        ? {
+            ...(query.sort === 'severity' ? { rank: Number(last.severity_rank) } : {}),
+            ts: last.cursor_ts,
+            id: last.id,
+          }
+        : null,
   };
 }

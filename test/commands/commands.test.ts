@@ -63,14 +63,25 @@ describe(`command handling on ${databaseLabel}`, () => {
       correlationId: context.correlationId,
       schemaVersion: 1,
     });
-    expect(event!.data).toMatchObject({ projectId: 'payments', severity: 'SEV2', tags: ['latency'], correlationKeys: [] });
+    expect(event!.data).toMatchObject({
+      projectId: 'payments',
+      severity: 'SEV2',
+      tags: ['latency'],
+      correlationKeys: [],
+    });
   });
 
   it('decides no event for a no-op and answers with the unchanged version', async () => {
     freshOrg();
     const { incidentId } = await commands.execute(ctx(), null, create);
-    const moved = await commands.execute(ctx(), incidentId, { type: 'ChangeStatus', newStatus: 'INVESTIGATING' });
-    const again = await commands.execute(ctx(), incidentId, { type: 'ChangeStatus', newStatus: 'INVESTIGATING' });
+    const moved = await commands.execute(ctx(), incidentId, {
+      type: 'ChangeStatus',
+      newStatus: 'INVESTIGATING',
+    });
+    const again = await commands.execute(ctx(), incidentId, {
+      type: 'ChangeStatus',
+      newStatus: 'INVESTIGATING',
+    });
     expect(again).toMatchObject({ version: moved.version, position: moved.position });
     const noTag = await commands.execute(ctx(), incidentId, { type: 'RemoveTag', tag: 'absent' });
     expect(noTag.version).toBe(1);
@@ -81,8 +92,12 @@ describe(`command handling on ${databaseLabel}`, () => {
     freshOrg();
     const { incidentId } = await commands.execute(ctx(), null, create);
     await commands.execute(ctx(), incidentId, { type: 'ChangeStatus', newStatus: 'CANCELLED' });
-    await expect(commands.execute(ctx(), incidentId, { type: 'ChangeStatus', newStatus: 'RESOLVED' })).rejects.toBeInstanceOf(InvalidTransition);
-    await expect(commands.execute(ctx(), 'inc_missing', { type: 'AddTag', tag: 'x' })).rejects.toBeInstanceOf(IncidentNotFound);
+    await expect(
+      commands.execute(ctx(), incidentId, { type: 'ChangeStatus', newStatus: 'RESOLVED' }),
+    ).rejects.toBeInstanceOf(InvalidTransition);
+    await expect(commands.execute(ctx(), 'inc_missing', { type: 'AddTag', tag: 'x' })).rejects.toBeInstanceOf(
+      IncidentNotFound,
+    );
     expect(await streamOf(incidentId)).toHaveLength(2);
     expect(await streamOf('inc_missing')).toHaveLength(0);
   });
@@ -93,7 +108,9 @@ describe(`command handling on ${databaseLabel}`, () => {
     await commands.execute(ctx(), incidentId, { type: 'AddTag', tag: 'db' });
     const pinned = commands.execute(ctx({ ifMatch: 0 }), incidentId, { type: 'AddTag', tag: 'cache' });
     await expect(pinned).rejects.toBeInstanceOf(VersionConflict);
-    await expect(commands.execute(ctx({ ifMatch: 0 }), incidentId, { type: 'AddTag', tag: 'cache' })).rejects.toMatchObject({ actual: 1 });
+    await expect(
+      commands.execute(ctx({ ifMatch: 0 }), incidentId, { type: 'AddTag', tag: 'cache' }),
+    ).rejects.toMatchObject({ actual: 1 });
     const ok = await commands.execute(ctx({ ifMatch: 1 }), incidentId, { type: 'AddTag', tag: 'cache' });
     expect(ok.version).toBe(2);
   });
@@ -102,9 +119,13 @@ describe(`command handling on ${databaseLabel}`, () => {
     freshOrg();
     const { incidentId } = await commands.execute(ctx(), null, create);
     const results = await Promise.all(
-      Array.from({ length: 12 }, (_, i) => commands.execute(ctx(), incidentId, { type: 'RecordAction', actionKind: 'NOTE', label: `note ${i}` })),
+      Array.from({ length: 12 }, (_, i) =>
+        commands.execute(ctx(), incidentId, { type: 'RecordAction', actionKind: 'NOTE', label: `note ${i}` }),
+      ),
     );
-    expect(results.map((r) => r.version).sort((a, b) => a - b)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+    expect(results.map((r) => r.version).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: 12 }, (_, i) => i + 1),
+    );
     const labels = (await streamOf(incidentId)).slice(1).map((e) => e.data.label);
     expect(new Set(labels).size).toBe(12);
   });
@@ -112,12 +133,26 @@ describe(`command handling on ${databaseLabel}`, () => {
   it('replays an idempotent request without appending, and refuses the key for another request', async () => {
     freshOrg();
     const key = `key-${randomUUID()}`;
-    const first = await commands.execute(ctx({ idempotencyKey: key, requestFingerprint: 'create-A' }), null, create);
-    const second = await commands.execute(ctx({ idempotencyKey: key, requestFingerprint: 'create-A' }), null, create);
+    const first = await commands.execute(
+      ctx({ idempotencyKey: key, requestFingerprint: 'create-A' }),
+      null,
+      create,
+    );
+    const second = await commands.execute(
+      ctx({ idempotencyKey: key, requestFingerprint: 'create-A' }),
+      null,
+      create,
+    );
     expect(second).toEqual({ ...first, replayed: true });
-    await expect(commands.execute(ctx({ idempotencyKey: key, requestFingerprint: 'create-B' }), null, create)).rejects.toBeInstanceOf(IdempotencyKeyReused);
+    await expect(
+      commands.execute(ctx({ idempotencyKey: key, requestFingerprint: 'create-B' }), null, create),
+    ).rejects.toBeInstanceOf(IdempotencyKeyReused);
     expect(await streamOf(first.incidentId)).toHaveLength(1);
-    const rows = await test.database.db.selectFrom('its_events').select('event_id').where('stream_name', 'like', `incident-${orgId}.%`).execute();
+    const rows = await test.database.db
+      .selectFrom('its_events')
+      .select('event_id')
+      .where('stream_name', 'like', `incident-${orgId}.%`)
+      .execute();
     expect(rows).toHaveLength(1);
   });
 
@@ -161,10 +196,20 @@ describe(`command handling on ${databaseLabel}`, () => {
     freshOrg();
     const { incidentId } = await commands.execute(ctx(), null, create);
     for (let i = 0; i < 120; i++) {
-      await commands.execute(ctx(), incidentId, i % 2 ? { type: 'AddTag', tag: `t${i}` } : { type: 'RecordAction', actionKind: 'NOTE', label: `n${i}` });
+      await commands.execute(
+        ctx(),
+        incidentId,
+        i % 2
+          ? { type: 'AddTag', tag: `t${i}` }
+          : { type: 'RecordAction', actionKind: 'NOTE', label: `n${i}` },
+      );
     }
     const stream = incidentStreamName(orgId, incidentId);
-    const snapshot = await test.database.db.selectFrom('incident_snapshots').selectAll().where('stream_name', '=', stream).executeTakeFirstOrThrow();
+    const snapshot = await test.database.db
+      .selectFrom('incident_snapshots')
+      .selectAll()
+      .where('stream_name', '=', stream)
+      .executeTakeFirstOrThrow();
     expect(Number(snapshot.version)).toBe(99); // every 50 events: at versions 49 and 99
     const loaded = await commands.load(stream);
     const events = await store.readStream(stream);

@@ -23,7 +23,12 @@ function freshOrg(): string {
 }
 
 /** Take events from a subscription until `count` arrived (or the timeout passes). */
-async function take(store: EventStore, options: { fromPosition?: string | null; streamPrefix: string }, count: number, timeoutMs = 20_000): Promise<RecordedEvent[]> {
+async function take(
+  store: EventStore,
+  options: { fromPosition?: string | null; streamPrefix: string },
+  count: number,
+  timeoutMs = 20_000,
+): Promise<RecordedEvent[]> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutMs);
   const received: RecordedEvent[] = [];
@@ -59,7 +64,11 @@ export async function untilVisible(store: EventStore, streamPrefix: string, posi
 }
 
 /** The behaviour every event store adapter must show; run against each reachable adapter. */
-export function describeEventStoreContract(name: string, open: () => Promise<OpenedStore>, options: { skipWhy?: string } = {}): void {
+export function describeEventStoreContract(
+  name: string,
+  open: () => Promise<OpenedStore>,
+  options: { skipWhy?: string } = {},
+): void {
   if (options.skipWhy) console.warn(`event store contract: ${name}: SKIPPED (${options.skipWhy})`);
   describe.skipIf(Boolean(options.skipWhy))(`event store contract: ${name}`, () => {
     let opened: OpenedStore;
@@ -81,7 +90,11 @@ export function describeEventStoreContract(name: string, open: () => Promise<Ope
       expect(comparePositions(first.position, second.position)).toBeLessThan(0);
 
       const events = await store.readStream(stream);
-      expect(events.map((e) => [e.type, e.version])).toEqual([['A', 0], ['B', 1], ['C', 2]]);
+      expect(events.map((e) => [e.type, e.version])).toEqual([
+        ['A', 0],
+        ['B', 1],
+        ['C', 2],
+      ]);
       expect(events[2]!.position).toBe(second.position);
       expect(events[0]!.metadata).toEqual({ schemaVersion: 1, note: 'contract' });
       expect(Number.isNaN(Date.parse(events[0]!.createdAt))).toBe(false);
@@ -98,7 +111,9 @@ export function describeEventStoreContract(name: string, open: () => Promise<Ope
       await expect(stale).rejects.toBeInstanceOf(WrongExpectedVersion);
       await expect(store.append(stream, [event()], 0)).rejects.toMatchObject({ actual: 1 });
       await expect(store.append(stream, [event()], 'no_stream')).rejects.toMatchObject({ actual: 1 });
-      await expect(store.append(`incident-${freshOrg()}.none`, [event()], 3)).rejects.toMatchObject({ actual: 'no_stream' });
+      await expect(store.append(`incident-${freshOrg()}.none`, [event()], 3)).rejects.toMatchObject({
+        actual: 'no_stream',
+      });
       expect(await store.readStream(stream)).toHaveLength(2);
       const any = await store.append(stream, [event()], 'any');
       expect(any.version).toBe(2);
@@ -114,7 +129,8 @@ export function describeEventStoreContract(name: string, open: () => Promise<Ope
         Array.from({ length: writers }, async () => {
           for (let round = 0; round < rounds; round++) {
             for (;;) {
-              const current = (await store.readStream(stream, { direction: 'backwards', limit: 1 }))[0]!.version;
+              const current = (await store.readStream(stream, { direction: 'backwards', limit: 1 }))[0]!
+                .version;
               try {
                 const result = await store.append(stream, [event()], current);
                 expect(result.version).toBe(current + 1);
@@ -147,7 +163,11 @@ export function describeEventStoreContract(name: string, open: () => Promise<Ope
 
     it('pages a stream forwards and backwards from a version', async () => {
       const stream = `incident-${freshOrg()}.inc_page`;
-      await store.append(stream, Array.from({ length: 10 }, (_, i) => event(`E${i}`)), 'no_stream');
+      await store.append(
+        stream,
+        Array.from({ length: 10 }, (_, i) => event(`E${i}`)),
+        'no_stream',
+      );
       const page = await store.readStream(stream, { fromVersion: 3, limit: 4 });
       expect(page.map((e) => e.version)).toEqual([3, 4, 5, 6]);
       const back = await store.readStream(stream, { fromVersion: 5, direction: 'backwards', limit: 3 });
@@ -162,7 +182,9 @@ export function describeEventStoreContract(name: string, open: () => Promise<Ope
       const other = freshOrg();
       let last = '';
       for (let i = 0; i < 5; i++) {
-        last = (await store.append(`incident-${org}.inc_${i}`, [event('A', { i }), event('B', { i })], 'no_stream')).position;
+        last = (
+          await store.append(`incident-${org}.inc_${i}`, [event('A', { i }), event('B', { i })], 'no_stream')
+        ).position;
         await store.append(`incident-${other}.inc_${i}`, [event('X')], 'no_stream');
       }
       await untilVisible(store, `incident-${org}.`, last);
@@ -176,15 +198,25 @@ export function describeEventStoreContract(name: string, open: () => Promise<Ope
       }
       expect(all).toHaveLength(10);
       expect(all.every((e) => e.streamName.startsWith(`incident-${org}.`))).toBe(true);
-      for (let i = 1; i < all.length; i++) expect(comparePositions(all[i - 1]!.position, all[i]!.position)).toBeLessThan(0);
+      for (let i = 1; i < all.length; i++)
+        expect(comparePositions(all[i - 1]!.position, all[i]!.position)).toBeLessThan(0);
       expect(all.map((e) => `${e.streamName}/${e.version}`)).toEqual(
-        Array.from({ length: 5 }, (_, i) => [`incident-${org}.inc_${i}/0`, `incident-${org}.inc_${i}/1`]).flat(),
+        Array.from({ length: 5 }, (_, i) => [
+          `incident-${org}.inc_${i}/0`,
+          `incident-${org}.inc_${i}/1`,
+        ]).flat(),
       );
-      const again = await store.readAll({ fromPosition: all[3]!.position, streamPrefix: `incident-${org}.`, limit: 100 });
+      const again = await store.readAll({
+        fromPosition: all[3]!.position,
+        streamPrefix: `incident-${org}.`,
+        limit: 100,
+      });
       expect(again.map((e) => e.eventId)).toEqual(all.slice(4).map((e) => e.eventId));
       expect(await store.headPosition(`incident-${org}.`)).toBe(all.at(-1)!.position);
       expect(await store.countEvents({ streamPrefix: `incident-${org}.` })).toBe(10);
-      expect(await store.countEvents({ fromPosition: all[3]!.position, streamPrefix: `incident-${org}.` })).toBe(6);
+      expect(
+        await store.countEvents({ fromPosition: all[3]!.position, streamPrefix: `incident-${org}.` }),
+      ).toBe(6);
       expect(await store.countEvents({ streamPrefix: `incident-${org}.`, limit: 4 })).toBe(4);
     });
 
@@ -206,7 +238,11 @@ export function describeEventStoreContract(name: string, open: () => Promise<Ope
       const controller = new AbortController();
       const iteration = (async () => {
         let seen = 0;
-        for await (const _ of store.subscribe({ streamPrefix: `incident-${freshOrg()}.`, signal: controller.signal })) seen++;
+        for await (const _ of store.subscribe({
+          streamPrefix: `incident-${freshOrg()}.`,
+          signal: controller.signal,
+        }))
+          seen++;
         return seen;
       })();
       setTimeout(() => controller.abort(), 200);

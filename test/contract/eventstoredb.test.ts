@@ -22,7 +22,8 @@ async function whyNoDocker(timeoutMs = 5_000): Promise<string | null> {
         () => null,
         () => 'no Docker engine answered',
       ),
-    (error: unknown) => `testcontainers does not load on Node ${process.versions.node}: ${error instanceof Error ? error.message : String(error)}`,
+    (error: unknown) =>
+      `testcontainers does not load on Node ${process.versions.node}: ${error instanceof Error ? error.message : String(error)}`,
   );
   try {
     return await Promise.race([probe, timeout]);
@@ -55,9 +56,15 @@ describeEventStoreContract(
     if (!url) {
       const { GenericContainer, Wait } = await import('testcontainers');
       container = await new GenericContainer(IMAGE)
-        .withEnvironment({ EVENTSTORE_INSECURE: 'true', EVENTSTORE_RUN_PROJECTIONS: 'None', EVENTSTORE_MEM_DB: 'true' })
+        .withEnvironment({
+          EVENTSTORE_INSECURE: 'true',
+          EVENTSTORE_RUN_PROJECTIONS: 'None',
+          EVENTSTORE_MEM_DB: 'true',
+        })
         .withExposedPorts(2113)
-        .withWaitStrategy(Wait.forHttp('/health/live', 2113).forStatusCodeMatching((status) => status >= 200 && status < 300))
+        .withWaitStrategy(
+          Wait.forHttp('/health/live', 2113).forStatusCodeMatching((status) => status >= 200 && status < 300),
+        )
         .withStartupTimeout(120_000)
         .start();
       url = `esdb://${container.getHost()}:${container.getMappedPort(2113)}?tls=false`;

@@ -34,12 +34,20 @@ describe.skipIf(!serverUrl)('PostgreSQL event store: an append that commits late
     const held = new pg.Client({ connectionString: test.url });
     await held.connect();
     await held.query('begin');
-    await held.query('select * from its_append($1, $2, -1, $3::jsonb)', [`${prefix}inc_b`, streamGroup(`${prefix}inc_b`), JSON.stringify([event('B')])]);
+    await held.query('select * from its_append($1, $2, -1, $3::jsonb)', [
+      `${prefix}inc_b`,
+      streamGroup(`${prefix}inc_b`),
+      JSON.stringify([event('B')]),
+    ]);
 
     // Later appends commit first.
     await store.append(`${prefix}inc_c`, [event('C1')], 'no_stream');
     await store.append(`${prefix}inc_c`, [event('C2')], 0);
-    const committedRows = await test.database.db.selectFrom('its_events').select('type').where('stream_name', 'like', `${prefix}%`).execute();
+    const committedRows = await test.database.db
+      .selectFrom('its_events')
+      .select('type')
+      .where('stream_name', 'like', `${prefix}%`)
+      .execute();
     expect(committedRows.map((r) => r.type).sort()).toEqual(['A', 'C1', 'C2']);
 
     // While B is open, nothing after it is visible in the global log, so nothing can be passed by.
@@ -59,7 +67,9 @@ describe.skipIf(!serverUrl)('PostgreSQL event store: an append that commits late
   it('keeps each stream in version order in the global log when appends to it race', async () => {
     const stream = `incident-race${randomUUID().slice(0, 8)}.inc_x`;
     await store.append(stream, [event('V0')], 'no_stream');
-    const results = await Promise.all(Array.from({ length: 40 }, () => store.append(stream, [event('V')], 'any')));
+    const results = await Promise.all(
+      Array.from({ length: 40 }, () => store.append(stream, [event('V')], 'any')),
+    );
     const last = results.find((result) => result.version === 40)!;
     await untilVisible(store, stream, last.position);
     const log = await store.readAll({ streamPrefix: stream, limit: 100 });

@@ -19,13 +19,19 @@ describe('PostgreSQL event store: global order across a power of ten of transact
   });
 
   it('reads every event once, in position order, when transaction ids gain a digit', async () => {
-    const { rows } = await sql<{ xid: string }>`select pg_current_xact_id()::text as xid`.execute(test.database.db);
+    const { rows } = await sql<{ xid: string }>`select pg_current_xact_id()::text as xid`.execute(
+      test.database.db,
+    );
     const start = Number(rows[0]!.xid);
     const next = 10 ** String(start).length;
     const appends = next - start + 20;
     expect(appends, 'the database must start close enough below a power of ten').toBeLessThan(2000);
     for (let i = 0; i < appends; i++) {
-      await store.append(`incident-order.inc_${i}`, [{ eventId: randomUUID(), type: 'N', data: { i }, metadata: {} }], 'no_stream');
+      await store.append(
+        `incident-order.inc_${i}`,
+        [{ eventId: randomUUID(), type: 'N', data: { i }, metadata: {} }],
+        'no_stream',
+      );
     }
     const log = [];
     let from: string | null = null;
@@ -37,7 +43,8 @@ describe('PostgreSQL event store: global order across a power of ten of transact
     }
     expect(log.map((e) => e.data.i)).toEqual(Array.from({ length: appends }, (_, i) => i));
     expect(parsePosition(log.at(-1)!.position)[0]).toBeGreaterThanOrEqual(BigInt(next));
-    for (let i = 1; i < log.length; i++) expect(comparePositions(log[i - 1]!.position, log[i]!.position)).toBe(-1);
+    for (let i = 1; i < log.length; i++)
+      expect(comparePositions(log[i - 1]!.position, log[i]!.position)).toBe(-1);
     expect(await store.headPosition('incident-order.')).toBe(log.at(-1)!.position);
   });
 });

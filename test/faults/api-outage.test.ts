@@ -8,7 +8,11 @@ import { loadConfig } from '../../src/config.ts';
 import { incidentStreamName, orgStreamPrefix } from '../../src/domain/streams.ts';
 import { buildApp } from '../../src/http/app.ts';
 import { signToken } from '../../src/http/tokens.ts';
-import { postgresBinDir, startDedicatedPostgres, type DedicatedPostgres } from '../support/postgres-instance.ts';
+import {
+  postgresBinDir,
+  startDedicatedPostgres,
+  type DedicatedPostgres,
+} from '../support/postgres-instance.ts';
 
 /**
  * The real service (HTTP on a port, events and read models on a PostgreSQL server of this test's own,
@@ -19,7 +23,8 @@ import { postgresBinDir, startDedicatedPostgres, type DedicatedPostgres } from '
  */
 
 const hasBinaries = postgresBinDir() !== null;
-if (!hasBinaries) console.warn('API outage test: SKIPPED (no PostgreSQL server binaries to run a dedicated instance)');
+if (!hasBinaries)
+  console.warn('API outage test: SKIPPED (no PostgreSQL server binaries to run a dedicated instance)');
 
 /**
  * Each phase lasts at least its minimum and until the clients have shown what the phase is for
@@ -94,7 +99,17 @@ describe.skipIf(!hasBinaries)('the API while its PostgreSQL server restarts', ()
   const attempts: Attempt[] = [];
   const readiness: { at: number; status: number }[] = [];
   /** Idempotency key → the 2xx its client finally got (absent if it never did). */
-  const settledKeys = new Map<string, { kind: 'create' | 'note'; path: string; request: unknown; body: WriteBody; tries: number; timeouts: number }>();
+  const settledKeys = new Map<
+    string,
+    {
+      kind: 'create' | 'note';
+      path: string;
+      request: unknown;
+      body: WriteBody;
+      tries: number;
+      timeouts: number;
+    }
+  >();
   const openKeys = new Set<string>();
   /** Every attempt of the retrying clients: a 2xx, a 503, or the client's own timeout; anything else is a finding. */
   const keyAttempts: { key: string; status: number; failure?: string; body?: unknown }[] = [];
@@ -104,7 +119,11 @@ describe.skipIf(!hasBinaries)('the API while its PostgreSQL server restarts', ()
   const uncaught: unknown[] = [];
   const onUncaught = (error: unknown) => uncaught.push(error);
 
-  async function call(method: string, path: string, options: { body?: unknown; headers?: Record<string, string>; timeoutMs?: number } = {}) {
+  async function call(
+    method: string,
+    path: string,
+    options: { body?: unknown; headers?: Record<string, string>; timeoutMs?: number } = {},
+  ) {
     const response = await fetch(`${base}${path}`, {
       method,
       headers: {
@@ -122,10 +141,21 @@ describe.skipIf(!hasBinaries)('the API while its PostgreSQL server restarts', ()
     } catch {
       // Not JSON: kept as text, and the assertions below say so.
     }
-    return { status: response.status, body, contentType: response.headers.get('content-type') ?? undefined, retryAfter: response.headers.get('retry-after') ?? undefined };
+    return {
+      status: response.status,
+      body,
+      contentType: response.headers.get('content-type') ?? undefined,
+      retryAfter: response.headers.get('retry-after') ?? undefined,
+    };
   }
 
-  const createBody = (title: string) => ({ projectId: 'payments', title, serviceName: 'checkout', severity: 'SEV2', environment: 'production' });
+  const createBody = (title: string) => ({
+    projectId: 'payments',
+    title,
+    serviceName: 'checkout',
+    severity: 'SEV2',
+    environment: 'production',
+  });
   const noteBody = (label: string) => ({ actionKind: 'NOTE', label });
 
   /** Writes without retrying: a create now and then, notes on its own incidents in between. */
@@ -135,14 +165,25 @@ describe.skipIf(!hasBinaries)('the API while its PostgreSQL server restarts', ()
       const kind = mine.length === 0 || seq % 4 === 0 ? 'create' : 'note';
       const marker = `${name}-${seq}`;
       const incidentId = kind === 'note' ? mine[seq % mine.length] : undefined;
-      const attempt: Attempt = { client: name, kind, marker, startedAt: Date.now(), endedAt: 0, status: 0, ...(incidentId ? { incidentId } : {}) };
+      const attempt: Attempt = {
+        client: name,
+        kind,
+        marker,
+        startedAt: Date.now(),
+        endedAt: 0,
+        status: 0,
+        ...(incidentId ? { incidentId } : {}),
+      };
       try {
         const response =
           kind === 'create'
             ? await call('POST', `/api/orgs/${org}/incidents`, { body: createBody(marker) })
-            : await call('POST', `/api/orgs/${org}/incidents/${incidentId}/actions`, { body: noteBody(marker) });
+            : await call('POST', `/api/orgs/${org}/incidents/${incidentId}/actions`, {
+                body: noteBody(marker),
+              });
         Object.assign(attempt, response);
-        if (kind === 'create' && isSuccess(response.status)) mine.push((response.body as WriteBody).incidentId);
+        if (kind === 'create' && isSuccess(response.status))
+          mine.push((response.body as WriteBody).incidentId);
       } catch (error) {
         attempt.failure = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
       }
@@ -163,7 +204,8 @@ describe.skipIf(!hasBinaries)('the API while its PostgreSQL server restarts', ()
       const kind = incidentId === undefined || seq % 3 === 0 ? 'create' : 'note';
       const key = `${name}-${seq}-${randomUUID()}`;
       const marker = `${name}-key-${seq}`;
-      const path = kind === 'create' ? `/api/orgs/${org}/incidents` : `/api/orgs/${org}/incidents/${incidentId}/actions`;
+      const path =
+        kind === 'create' ? `/api/orgs/${org}/incidents` : `/api/orgs/${org}/incidents/${incidentId}/actions`;
       const body = kind === 'create' ? createBody(marker) : noteBody(marker);
       openKeys.add(key);
       const deadline = Date.now() + KEY_DEADLINE_MS;
@@ -172,12 +214,20 @@ describe.skipIf(!hasBinaries)('the API while its PostgreSQL server restarts', ()
       while (Date.now() < deadline) {
         tries++;
         // Mostly impatient (20-400 ms), and patient now and then so every key gets through eventually.
-        const timeoutMs = tries % 4 === 0 ? Math.min(15_000, 3_000 * (tries / 4)) : 20 + Math.floor(Math.random() * 380);
+        const timeoutMs =
+          tries % 4 === 0 ? Math.min(15_000, 3_000 * (tries / 4)) : 20 + Math.floor(Math.random() * 380);
         try {
           const response = await call('POST', path, { body, headers: { 'idempotency-key': key }, timeoutMs });
           keyAttempts.push({ key, status: response.status, body: response.body });
           if (isSuccess(response.status)) {
-            settledKeys.set(key, { kind, path, request: body, body: response.body as WriteBody, tries, timeouts });
+            settledKeys.set(key, {
+              kind,
+              path,
+              request: body,
+              body: response.body as WriteBody,
+              tries,
+              timeouts,
+            });
             openKeys.delete(key);
             if (kind === 'create') incidentId = (response.body as WriteBody).incidentId;
             break;
@@ -196,7 +246,9 @@ describe.skipIf(!hasBinaries)('the API while its PostgreSQL server restarts', ()
     while (running()) {
       const startedAt = Date.now();
       try {
-        const response = await fetch(`${base}/health/ready`, { signal: AbortSignal.timeout(CLIENT_DEADLINE_MS) });
+        const response = await fetch(`${base}/health/ready`, {
+          signal: AbortSignal.timeout(CLIENT_DEADLINE_MS),
+        });
         await response.arrayBuffer();
         readiness.push({ at: startedAt, status: response.status });
         if (response.status === 200 && outage.started && !outage.readyAgain) outage.readyAgain = Date.now();
@@ -232,7 +284,11 @@ describe.skipIf(!hasBinaries)('the API while its PostgreSQL server restarts', ()
     base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
 
     const now = Math.floor(Date.now() / 1000);
-    token = signToken({ sub: 'outage-tester', orgs: { [org]: ['ORG_ADMIN'] }, its_admin: true, iat: now, exp: now + 600 }, 'HS256', secret);
+    token = signToken(
+      { sub: 'outage-tester', orgs: { [org]: ['ORG_ADMIN'] }, its_admin: true, iat: now, exp: now + 600 },
+      'HS256',
+      secret,
+    );
 
     // ---- the scenario: steady load, a hard restart of PostgreSQL, load again ----
     process.on('uncaughtException', onUncaught);
@@ -244,13 +300,20 @@ describe.skipIf(!hasBinaries)('the API while its PostgreSQL server restarts', ()
       pollReadiness(isRunning),
     ];
     try {
-      const ackedBy = (client: string, after = 0) => attempts.some((a) => a.client === client && a.startedAt > after && isSuccess(a.status));
-      const everyWriter = (after = 0) => Array.from({ length: STEADY_WRITERS }, (_, i) => `steady${i}`).every((client) => ackedBy(client, after));
+      const ackedBy = (client: string, after = 0) =>
+        attempts.some((a) => a.client === client && a.startedAt > after && isSuccess(a.status));
+      const everyWriter = (after = 0) =>
+        Array.from({ length: STEADY_WRITERS }, (_, i) => `steady${i}`).every((client) =>
+          ackedBy(client, after),
+        );
       await phase(WARM_UP_MS, () => everyWriter() && settledKeys.size >= RETRYING_CLIENTS);
       outage.stopping = Date.now();
       await server.stop('immediate');
       outage.stopped = Date.now();
-      await phase(OUTAGE_MS, () => attempts.filter((a) => a.startedAt >= outage.stopped && a.endedAt > 0).length >= STEADY_WRITERS);
+      await phase(
+        OUTAGE_MS,
+        () => attempts.filter((a) => a.startedAt >= outage.stopped && a.endedAt > 0).length >= STEADY_WRITERS,
+      );
       outage.starting = Date.now();
       await server.start();
       outage.started = Date.now();
@@ -294,8 +357,20 @@ describe.skipIf(!hasBinaries)('the API while its PostgreSQL server restarts', ()
     };
     console.info(`API outage scenario: ${JSON.stringify(summary)}`);
     if (process.env.OUTAGE_TRACE) {
-      for (const t of attempts) console.info(`${t.client} ${t.kind} +${t.startedAt - outage.stopping}..+${t.endedAt - outage.stopping} ${t.status} ${t.failure ?? ''}`);
-      console.info(JSON.stringify({ stopped: outage.stopped - outage.stopping, starting: outage.starting - outage.stopping, started: outage.started - outage.stopping, readyAgain: outage.readyAgain - outage.stopping, readiness: readiness.map((r) => [r.at - outage.stopping, r.status]), keyAttempts: keyAttempts.map((k) => k.status || k.failure).join(',') }));
+      for (const t of attempts)
+        console.info(
+          `${t.client} ${t.kind} +${t.startedAt - outage.stopping}..+${t.endedAt - outage.stopping} ${t.status} ${t.failure ?? ''}`,
+        );
+      console.info(
+        JSON.stringify({
+          stopped: outage.stopped - outage.stopping,
+          starting: outage.starting - outage.stopping,
+          started: outage.started - outage.stopping,
+          readyAgain: outage.readyAgain - outage.stopping,
+          readiness: readiness.map((r) => [r.at - outage.stopping, r.status]),
+          keyAttempts: keyAttempts.map((k) => k.status || k.failure).join(','),
+        }),
+      );
     }
   }, 110_000);
 
@@ -317,25 +392,40 @@ describe.skipIf(!hasBinaries)('the API while its PostgreSQL server restarts', ()
 
   it('the scenario did what it says: writes were acked before and after the outage, and refused during it', () => {
     expect(acked().filter((attempt) => attempt.endedAt < outage.stopping).length).toBeGreaterThan(0);
-    expect(acked().filter((attempt) => attempt.startedAt > outage.started).length, 'no write succeeded after the restart').toBeGreaterThan(0);
-    expect(attempts.filter((attempt) => attempt.startedAt >= outage.stopped && attempt.endedAt <= outage.starting).length, 'no request fell inside the outage').toBeGreaterThan(0);
-    expect([...settledKeys.values()].filter((key) => key.tries > 1).length, 'no idempotent request needed a retry').toBeGreaterThan(0);
+    expect(
+      acked().filter((attempt) => attempt.startedAt > outage.started).length,
+      'no write succeeded after the restart',
+    ).toBeGreaterThan(0);
+    expect(
+      attempts.filter((attempt) => attempt.startedAt >= outage.stopped && attempt.endedAt <= outage.starting)
+        .length,
+      'no request fell inside the outage',
+    ).toBeGreaterThan(0);
+    expect(
+      [...settledKeys.values()].filter((key) => key.tries > 1).length,
+      'no idempotent request needed a retry',
+    ).toBeGreaterThan(0);
   });
 
   it('every acked write is in the event store exactly once, where its response said', () => {
     const byStream = new Map<string, StoredEvent[]>();
-    for (const event of events) byStream.set(event.stream_name, [...(byStream.get(event.stream_name) ?? []), event]);
+    for (const event of events)
+      byStream.set(event.stream_name, [...(byStream.get(event.stream_name) ?? []), event]);
     for (const attempt of acked()) {
       const body = attempt.body as WriteBody;
       const stream = byStream.get(incidentStreamName(org, body.incidentId)) ?? [];
       const at = stream.find((event) => Number(event.version) === body.version);
       if (attempt.kind === 'create') {
-        const copies = events.filter((event) => event.type === 'INCIDENT_CREATED' && event.data.title === attempt.marker);
+        const copies = events.filter(
+          (event) => event.type === 'INCIDENT_CREATED' && event.data.title === attempt.marker,
+        );
         expect(copies.length, `copies of ${describeAttempt(attempt)}`).toBe(1);
         expect(at?.type, describeAttempt(attempt)).toBe('INCIDENT_CREATED');
         expect(at?.data.title, describeAttempt(attempt)).toBe(attempt.marker);
       } else {
-        const copies = events.filter((event) => event.type === 'INCIDENT_NOTE_ADDED' && event.data.label === attempt.marker);
+        const copies = events.filter(
+          (event) => event.type === 'INCIDENT_NOTE_ADDED' && event.data.label === attempt.marker,
+        );
         expect(copies.length, `copies of ${describeAttempt(attempt)}`).toBe(1);
         expect(body.incidentId, describeAttempt(attempt)).toBe(attempt.incidentId);
         expect(at?.type, describeAttempt(attempt)).toBe('INCIDENT_NOTE_ADDED');
@@ -346,7 +436,10 @@ describe.skipIf(!hasBinaries)('the API while its PostgreSQL server restarts', ()
     // A refused request may have landed or not (it was cut mid-way), but never twice.
     for (const attempt of attempts.filter((a) => !isSuccess(a.status))) {
       const field = attempt.kind === 'create' ? 'title' : 'label';
-      expect(events.filter((event) => event.data[field] === attempt.marker).length, describeAttempt(attempt)).toBeLessThanOrEqual(1);
+      expect(
+        events.filter((event) => event.data[field] === attempt.marker).length,
+        describeAttempt(attempt),
+      ).toBeLessThanOrEqual(1);
     }
   });
 
@@ -365,11 +458,16 @@ describe.skipIf(!hasBinaries)('the API while its PostgreSQL server restarts', ()
       const response = await call('GET', `/api/orgs/${org}/incidents/${incidentId}`);
       expect(response.status, `GET ${incidentId}: ${JSON.stringify(response.body)}`).toBe(200);
       const details = response.body as { incident: { version: number }; actions: { id: string }[] };
-      const lastVersion = Math.max(...events.filter((event) => event.stream_name === incidentStreamName(org, incidentId)).map((event) => Number(event.version)));
+      const lastVersion = Math.max(
+        ...events
+          .filter((event) => event.stream_name === incidentStreamName(org, incidentId))
+          .map((event) => Number(event.version)),
+      );
       expect(details.incident.version, incidentId).toBe(lastVersion);
       expect(details.incident.version, incidentId).toBeGreaterThanOrEqual(expected.version);
       const shown = new Set(details.actions.map((action) => action.id));
-      for (const actionId of expected.actionIds) expect(shown.has(actionId), `${incidentId} lacks action ${actionId}`).toBe(true);
+      for (const actionId of expected.actionIds)
+        expect(shown.has(actionId), `${incidentId} lacks action ${actionId}`).toBe(true);
     }
   });
 
@@ -379,13 +477,24 @@ describe.skipIf(!hasBinaries)('the API while its PostgreSQL server restarts', ()
       expect([200, 201, 202, 503], describeAttempt(attempt)).toContain(attempt.status);
       if (attempt.status === 503) {
         expect(attempt.contentType, describeAttempt(attempt)).toMatch(/^application\/problem\+json/);
-        expect(attempt.body, describeAttempt(attempt)).toMatchObject({ status: 503, code: 'UNAVAILABLE', type: expect.any(String), title: expect.any(String), detail: expect.any(String) });
+        expect(attempt.body, describeAttempt(attempt)).toMatchObject({
+          status: 503,
+          code: 'UNAVAILABLE',
+          type: expect.any(String),
+          title: expect.any(String),
+          detail: expect.any(String),
+        });
         expect(Number(attempt.retryAfter), `Retry-After of ${describeAttempt(attempt)}`).toBeGreaterThan(0);
       }
       const overlapsOutage = attempt.endedAt >= outage.stopping && attempt.startedAt <= outage.started;
-      if (overlapsOutage) expect(attempt.endedAt - attempt.startedAt, `slow answer during the outage: ${describeAttempt(attempt)}`).toBeLessThan(OUTAGE_ANSWER_MS);
+      if (overlapsOutage)
+        expect(
+          attempt.endedAt - attempt.startedAt,
+          `slow answer during the outage: ${describeAttempt(attempt)}`,
+        ).toBeLessThan(OUTAGE_ANSWER_MS);
       // While the server is down, no write can succeed.
-      if (attempt.startedAt >= outage.stopped && attempt.endedAt <= outage.starting) expect(attempt.status, describeAttempt(attempt)).toBe(503);
+      if (attempt.startedAt >= outage.stopped && attempt.endedAt <= outage.starting)
+        expect(attempt.status, describeAttempt(attempt)).toBe(503);
     }
     const probes = readiness.filter((probe) => probe.at >= outage.stopped && probe.at <= outage.starting);
     expect(probes.length).toBeGreaterThan(0);
@@ -393,7 +502,11 @@ describe.skipIf(!hasBinaries)('the API while its PostgreSQL server restarts', ()
   });
 
   it('no error goes unhandled while the database restarts (in `its serve` one would end the process)', () => {
-    const described = uncaught.map((error) => (error instanceof Error ? `${error.message}\n${error.stack?.split('\n').slice(1, 4).join('\n')}` : String(error)));
+    const described = uncaught.map((error) =>
+      error instanceof Error
+        ? `${error.message}\n${error.stack?.split('\n').slice(1, 4).join('\n')}`
+        : String(error),
+    );
     expect(described, 'uncaught exceptions during the restart').toEqual([]);
   });
 
@@ -404,16 +517,23 @@ describe.skipIf(!hasBinaries)('the API while its PostgreSQL server restarts', ()
     const created = await call('POST', `/api/orgs/${org}/incidents`, { body: createBody('after the storm') });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     const { incidentId } = created.body as WriteBody;
-    const noted = await call('POST', `/api/orgs/${org}/incidents/${incidentId}/actions`, { body: noteBody('all clear') });
+    const noted = await call('POST', `/api/orgs/${org}/incidents/${incidentId}/actions`, {
+      body: noteBody('all clear'),
+    });
     expect(noted.status, JSON.stringify(noted.body)).toBe(200);
     const details = await call('GET', `/api/orgs/${org}/incidents/${incidentId}`);
-    expect((details.body as { actions: { label: string }[] }).actions.map((action) => action.label)).toEqual(['all clear']);
+    expect((details.body as { actions: { label: string }[] }).actions.map((action) => action.label)).toEqual([
+      'all clear',
+    ]);
   });
 
   it('retries with one Idempotency-Key produce exactly one event per key, the one the client was answered with', async () => {
     expect(openKeys, 'keys that never got a 2xx').toEqual(new Set());
     // The client's own timeouts aside, every attempt got a 2xx or a clean 503.
-    const unexpected = keyAttempts.filter((attempt) => !(isSuccess(attempt.status) || attempt.status === 503 || attempt.failure === 'TimeoutError'));
+    const unexpected = keyAttempts.filter(
+      (attempt) =>
+        !(isSuccess(attempt.status) || attempt.status === 503 || attempt.failure === 'TimeoutError'),
+    );
     expect(unexpected, 'idempotent attempts answered with something else').toEqual([]);
     expect(settledKeys.size).toBeGreaterThan(0);
     for (const [key, settled] of settledKeys) {
@@ -423,12 +543,17 @@ describe.skipIf(!hasBinaries)('the API while its PostgreSQL server restarts', ()
       const [event] = withKey;
       expect(event!.stream_name, context).toBe(incidentStreamName(org, settled.body.incidentId));
       expect(Number(event!.version), context).toBe(settled.body.version);
-      expect(event!.type, context).toBe(settled.kind === 'create' ? 'INCIDENT_CREATED' : 'INCIDENT_NOTE_ADDED');
+      expect(event!.type, context).toBe(
+        settled.kind === 'create' ? 'INCIDENT_CREATED' : 'INCIDENT_NOTE_ADDED',
+      );
       if (settled.kind === 'note') expect(event!.data.actionId, context).toBe(settled.body.actionId);
     }
     // And the key keeps answering with that first response, appending nothing more.
     for (const [key, settled] of [...settledKeys].slice(0, 10)) {
-      const replay = await call('POST', settled.path, { body: settled.request, headers: { 'idempotency-key': key } });
+      const replay = await call('POST', settled.path, {
+        body: settled.request,
+        headers: { 'idempotency-key': key },
+      });
       expect(replay.status, `replay of ${key}: ${JSON.stringify(replay.body)}`).toBeLessThan(300);
       expect(replay.body, `replay of ${key}`).toEqual(settled.body);
     }

@@ -4,10 +4,15 @@ import { openPostgres, type Database } from '../../src/db/database.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
 import { PostgresEventStore } from '../../src/eventstore/postgres/index.ts';
 import { collect } from '../support/subscriber.ts';
-import { postgresBinDir, startDedicatedPostgres, type DedicatedPostgres } from '../support/postgres-instance.ts';
+import {
+  postgresBinDir,
+  startDedicatedPostgres,
+  type DedicatedPostgres,
+} from '../support/postgres-instance.ts';
 
 const hasBinaries = postgresBinDir() !== null;
-if (!hasBinaries) console.warn('subscription drop test: SKIPPED (no PostgreSQL server binaries to run a dedicated instance)');
+if (!hasBinaries)
+  console.warn('subscription drop test: SKIPPED (no PostgreSQL server binaries to run a dedicated instance)');
 
 describe.skipIf(!hasBinaries)('a subscriber whose database connection drops mid-stream', () => {
   let server: DedicatedPostgres;
@@ -26,7 +31,12 @@ describe.skipIf(!hasBinaries)('a subscriber whose database connection drops mid-
 
   it('resumes after the server restarts without a gap or a repeat', async () => {
     const prefix = `incident-drop${randomUUID().slice(0, 6)}.`;
-    const append = (i: number) => store.append(`${prefix}inc_${i}`, [{ eventId: randomUUID(), type: 'N', data: { i }, metadata: {} }], 'no_stream');
+    const append = (i: number) =>
+      store.append(
+        `${prefix}inc_${i}`,
+        [{ eventId: randomUUID(), type: 'N', data: { i }, metadata: {} }],
+        'no_stream',
+      );
     for (let i = 0; i < 50; i++) await append(i);
 
     const subscriber = collect(store, prefix);

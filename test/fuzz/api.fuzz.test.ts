@@ -28,7 +28,10 @@ const runs = (n: number) => Math.max(1, Math.round(n * SCALE));
  * Each property stops generating after its time budget (shrinking included): on a loaded machine it
  * runs fewer cases rather than longer, so the file stays around 30 s whatever the database.
  */
-const assertOptions = (numRuns: number, budgetMs: number): { numRuns: number; interruptAfterTimeLimit: number; seed?: number } => ({
+const assertOptions = (
+  numRuns: number,
+  budgetMs: number,
+): { numRuns: number; interruptAfterTimeLimit: number; seed?: number } => ({
   numRuns: runs(numRuns),
   interruptAfterTimeLimit: budgetMs * USER_SCALE,
   ...(SEED === undefined ? {} : { seed: SEED }),
@@ -51,7 +54,15 @@ const CODE_OF_STATUS: Record<number, string> = {
   429: 'RATE_LIMITED',
 };
 /** What must never reach a client: a stack frame, our source tree, our dependencies. */
-const LEAKS = [/\n\s+at\s/, /\bat [^\s()]+ \(/, /\.(?:ts|js|mjs|cjs):\d+(?::\d+)?/, /node_modules/, /file:\/\//, new RegExp(escapeRegExp(process.cwd())), /\/src\/(?:http|app|commands|db|eventstore|readmodel)\//];
+const LEAKS = [
+  /\n\s+at\s/,
+  /\bat [^\s()]+ \(/,
+  /\.(?:ts|js|mjs|cjs):\d+(?::\d+)?/,
+  /node_modules/,
+  /file:\/\//,
+  new RegExp(escapeRegExp(process.cwd())),
+  /\/src\/(?:http|app|commands|db|eventstore|readmodel)\//,
+];
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -70,9 +81,16 @@ interface FuzzRequest {
 }
 
 function describeRequest(request: FuzzRequest): string {
-  const clip = (text: string, max = 400) => (text.length > max ? `${text.slice(0, max)}… (${text.length} chars)` : text);
-  const headers = Object.entries(request.headers).map(([name, value]) => `${name}: ${clip(JSON.stringify(value), 120)}`);
-  return [`${request.method} ${clip(request.url, 300)}`, ...headers, request.payload === undefined ? '(no body)' : `body ${clip(JSON.stringify(request.payload))}`].join('\n  ');
+  const clip = (text: string, max = 400) =>
+    text.length > max ? `${text.slice(0, max)}… (${text.length} chars)` : text;
+  const headers = Object.entries(request.headers).map(
+    ([name, value]) => `${name}: ${clip(JSON.stringify(value), 120)}`,
+  );
+  return [
+    `${request.method} ${clip(request.url, 300)}`,
+    ...headers,
+    request.payload === undefined ? '(no body)' : `body ${clip(JSON.stringify(request.payload))}`,
+  ].join('\n  ');
 }
 
 /** Percent-encodes the UTF-8 bytes of any text (a lone surrogate becomes U+FFFD, as a client's encoder would send it). */
@@ -90,19 +108,24 @@ function percentEncode(text: string): string {
  * characters (which the parser refuses outright) dropped, surrounding blanks trimmed.
  */
 function asHeaderValue(text: string): string {
-  const allowed = [...Buffer.from(text, 'utf8')].filter((byte) => byte === 0x09 || (byte >= 0x20 && byte !== 0x7f));
+  const allowed = [...Buffer.from(text, 'utf8')].filter(
+    (byte) => byte === 0x09 || (byte >= 0x20 && byte !== 0x7f),
+  );
   return Buffer.from(allowed).toString('latin1').trim();
 }
 
 /** An object whose own keys may be `__proto__` or `constructor`, exactly as JSON.parse builds it. */
 function objectOf(entries: readonly (readonly [string, unknown])[]): Record<string, unknown> {
   const object: Record<string, unknown> = {};
-  for (const [key, value] of entries) Object.defineProperty(object, key, { value, enumerable: true, writable: true, configurable: true });
+  for (const [key, value] of entries)
+    Object.defineProperty(object, key, { value, enumerable: true, writable: true, configurable: true });
   return object;
 }
 
 function nestedText(depth: number, kind: 'object' | 'array'): string {
-  return kind === 'object' ? `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}` : `${'['.repeat(depth)}${']'.repeat(depth)}`;
+  return kind === 'object'
+    ? `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`
+    : `${'['.repeat(depth)}${']'.repeat(depth)}`;
 }
 
 // ---- values -----------------------------------------------------------------------------------
@@ -160,10 +183,17 @@ const nastyText = fc.constantFrom(
   'inc_',
   'inc_00000000000000000000000000000000',
 );
-const loneSurrogates = fc.string({ unit: fc.integer({ min: 0xd800, max: 0xdfff }).map((code) => String.fromCharCode(code)), minLength: 1, maxLength: 4 });
+const loneSurrogates = fc.string({
+  unit: fc.integer({ min: 0xd800, max: 0xdfff }).map((code) => String.fromCharCode(code)),
+  minLength: 1,
+  maxLength: 4,
+});
 /** Up to ~100 KB of one repeated piece (ASCII, accented, astral, zero-width, NUL). */
 const hugeText = fc
-  .tuple(fc.integer({ min: 1_000, max: 100_000 }), fc.constantFrom('x', 'é', '😀', '\u200b', 'a\u0000', 'ab '))
+  .tuple(
+    fc.integer({ min: 1_000, max: 100_000 }),
+    fc.constantFrom('x', 'é', '😀', '\u200b', 'a\u0000', 'ab '),
+  )
   .map(([length, piece]) => piece.repeat(Math.ceil(length / piece.length)).slice(0, length));
 const anyText = fc.oneof(
   { weight: 4, arbitrary: nastyText },
@@ -175,7 +205,13 @@ const anyText = fc.oneof(
 
 /** Times a schema might accept, and the edges of what PostgreSQL's timestamptz holds. */
 const timeText = fc.oneof(
-  fc.date({ min: new Date('0000-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59.999Z'), noInvalidDate: true }).map((date) => date.toISOString()),
+  fc
+    .date({
+      min: new Date('0000-01-01T00:00:00Z'),
+      max: new Date('9999-12-31T23:59:59.999Z'),
+      noInvalidDate: true,
+    })
+    .map((date) => date.toISOString()),
   fc.constantFrom(
     '2024-05-01T10:00:00Z',
     '2024-05-01T10:00:00.123456789+02:00',
@@ -199,7 +235,13 @@ const numberValue = fc.oneof(
   fc.constantFrom(0, -0, -1, 0.5, 1e308, -1e308, 5e-324, Number.MAX_SAFE_INTEGER + 2, 2 ** 31, 2 ** 63, 1e21),
 );
 const scalarValue = fc.oneof(anyText, numberValue, fc.boolean(), fc.constant(null), timeText);
-const keyText = fc.oneof({ weight: 3, arbitrary: fc.string({ maxLength: 12 }) }, { weight: 1, arbitrary: fc.constantFrom('__proto__', 'constructor', 'prototype', '$where', '', 'a.b', '\u0000') });
+const keyText = fc.oneof(
+  { weight: 3, arbitrary: fc.string({ maxLength: 12 }) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom('__proto__', 'constructor', 'prototype', '$where', '', 'a.b', '\u0000'),
+  },
+);
 const { jsonish } = fc.letrec<{ jsonish: unknown }>((tie) => ({
   jsonish: fc.oneof(
     { depthSize: 'small', withCrossShrink: true },
@@ -212,7 +254,10 @@ const { jsonish } = fc.letrec<{ jsonish: unknown }>((tie) => ({
 const pollutingValue = fc.constantFrom(
   objectOf([['__proto__', { polluted: 'yes' }]]),
   objectOf([['constructor', { prototype: { polluted: 'yes' } }]]),
-  objectOf([['__proto__', { isAdmin: true, polluted: 'yes' }], ['title', 'x']]),
+  objectOf([
+    ['__proto__', { isAdmin: true, polluted: 'yes' }],
+    ['title', 'x'],
+  ]),
 );
 const anyValue = fc.oneof({ weight: 6, arbitrary: jsonish }, { weight: 1, arbitrary: pollutingValue });
 
@@ -247,12 +292,24 @@ interface RouteSpec {
 
 const severity = fc.constantFrom('SEV1', 'SEV2', 'SEV3', 'SEV4');
 const status = fc.constantFrom('OPEN', 'INVESTIGATING', 'MITIGATED', 'RESOLVED', 'CANCELLED');
-const tagText = fc.oneof(fc.stringMatching(/^[a-z0-9][a-z0-9:_./-]{0,10}$/), fc.constantFrom('latency', 'db', 'a'.repeat(64), 'a'.repeat(65), 'Upper', '-lead'));
+const tagText = fc.oneof(
+  fc.stringMatching(/^[a-z0-9][a-z0-9:_./-]{0,10}$/),
+  fc.constantFrom('latency', 'db', 'a'.repeat(64), 'a'.repeat(65), 'Upper', '-lead'),
+);
 /** Text a careful client may send and expect back as sent: ASCII, any well-formed Unicode, RTL, zero-width, emoji. */
 const plainName = fc.oneof(
   fc.string({ minLength: 1, maxLength: 20 }),
   fc.string({ unit: 'grapheme', minLength: 1, maxLength: 20 }),
-  fc.constantFrom('payments', 'checkout', 'production', 'שירות תשלומים', 'a\u200bb', '🔥 checkout 🔥', 'Ωmega\u202eRTL', "O'Brien; drop table incidents"),
+  fc.constantFrom(
+    'payments',
+    'checkout',
+    'production',
+    'שירות תשלומים',
+    'a\u200bb',
+    '🔥 checkout 🔥',
+    'Ωmega\u202eRTL',
+    "O'Brien; drop table incidents",
+  ),
 );
 const EVENT_TYPE_NAMES = [
   'INCIDENT_CREATED',
@@ -278,7 +335,13 @@ const ROUTES: RouteSpec[] = [
     auth: 'org',
     write: true,
     body: {
-      base: { projectId: 'payments', title: 'Checkout latency', serviceName: 'checkout', severity: 'SEV2', environment: 'production' },
+      base: {
+        projectId: 'payments',
+        title: 'Checkout latency',
+        serviceName: 'checkout',
+        severity: 'SEV2',
+        environment: 'production',
+      },
       fields: {
         projectId: plainName,
         title: plainName,
@@ -312,8 +375,28 @@ const ROUTES: RouteSpec[] = [
       },
     },
   },
-  { name: 'status', method: 'POST', path: `${INCIDENT}/status`, auth: 'org', write: true, body: { base: { newStatus: 'INVESTIGATING' }, fields: { newStatus: status, reason: fc.string({ maxLength: 20 }) } } },
-  { name: 'severity', method: 'POST', path: `${INCIDENT}/severity`, auth: 'org', write: true, body: { base: { newSeverity: 'SEV3' }, fields: { newSeverity: severity, reason: fc.string({ maxLength: 20 }) } } },
+  {
+    name: 'status',
+    method: 'POST',
+    path: `${INCIDENT}/status`,
+    auth: 'org',
+    write: true,
+    body: {
+      base: { newStatus: 'INVESTIGATING' },
+      fields: { newStatus: status, reason: fc.string({ maxLength: 20 }) },
+    },
+  },
+  {
+    name: 'severity',
+    method: 'POST',
+    path: `${INCIDENT}/severity`,
+    auth: 'org',
+    write: true,
+    body: {
+      base: { newSeverity: 'SEV3' },
+      fields: { newSeverity: severity, reason: fc.string({ maxLength: 20 }) },
+    },
+  },
   {
     name: 'action',
     method: 'POST',
@@ -322,7 +405,20 @@ const ROUTES: RouteSpec[] = [
     write: true,
     body: {
       base: { actionKind: 'NOTE', label: 'Rolled back' },
-      fields: { actionKind: fc.constantFrom('NOTE', 'PLAYBOOK', 'COMMAND', 'ESCALATION', 'COMMUNICATION', 'OTHER', 'STATUS_CHANGE', 'TICKET_LINK'), label: plainName, details: fc.string({ maxLength: 50 }) },
+      fields: {
+        actionKind: fc.constantFrom(
+          'NOTE',
+          'PLAYBOOK',
+          'COMMAND',
+          'ESCALATION',
+          'COMMUNICATION',
+          'OTHER',
+          'STATUS_CHANGE',
+          'TICKET_LINK',
+        ),
+        label: plainName,
+        details: fc.string({ maxLength: 50 }),
+      },
     },
   },
   {
@@ -341,12 +437,22 @@ const ROUTES: RouteSpec[] = [
         environment: plainName,
         correlationKey: plainName,
         traceId: plainName,
-        data: fc.oneof(fc.dictionary(fc.string({ maxLength: 8 }), jsonish, { maxKeys: 4 }), fc.constant(JSON.parse(nestedText(1000, 'object')) as unknown)),
+        data: fc.oneof(
+          fc.dictionary(fc.string({ maxLength: 8 }), jsonish, { maxKeys: 4 }),
+          fc.constant(JSON.parse(nestedText(1000, 'object')) as unknown),
+        ),
         ts: timeText,
       },
     },
   },
-  { name: 'add tag', method: 'POST', path: `${INCIDENT}/tags`, auth: 'org', write: true, body: { base: { tag: 'latency' }, fields: { tag: tagText } } },
+  {
+    name: 'add tag',
+    method: 'POST',
+    path: `${INCIDENT}/tags`,
+    auth: 'org',
+    write: true,
+    body: { base: { tag: 'latency' }, fields: { tag: tagText } },
+  },
   { name: 'remove tag', method: 'DELETE', path: `${INCIDENT}/tags/:tag`, auth: 'org', write: true },
   {
     name: 'ticket',
@@ -356,7 +462,20 @@ const ROUTES: RouteSpec[] = [
     write: true,
     body: {
       base: { system: 'JIRA', key: 'OPS-1' },
-      fields: { system: plainName, key: plainName, url: fc.oneof(fc.webUrl(), fc.constantFrom('javascript:alert(1)', 'http://', 'file:///etc/passwd', 'http://[::1', 'https://x.test/a?b=c#d')) },
+      fields: {
+        system: plainName,
+        key: plainName,
+        url: fc.oneof(
+          fc.webUrl(),
+          fc.constantFrom(
+            'javascript:alert(1)',
+            'http://',
+            'file:///etc/passwd',
+            'http://[::1',
+            'https://x.test/a?b=c#d',
+          ),
+        ),
+      },
     },
   },
   {
@@ -366,8 +485,21 @@ const ROUTES: RouteSpec[] = [
     auth: 'org',
     write: true,
     body: {
-      base: { sloId: 'availability', windowStart: '2024-05-01T10:00:00Z', windowEnd: '2024-05-01T11:00:00Z', errorBudgetConsumed: 0.25, thresholdBreached: true },
-      fields: { sloId: plainName, windowStart: timeText, windowEnd: timeText, errorBudgetConsumed: numberValue, thresholdBreached: fc.boolean(), details: fc.string({ maxLength: 20 }) },
+      base: {
+        sloId: 'availability',
+        windowStart: '2024-05-01T10:00:00Z',
+        windowEnd: '2024-05-01T11:00:00Z',
+        errorBudgetConsumed: 0.25,
+        thresholdBreached: true,
+      },
+      fields: {
+        sloId: plainName,
+        windowStart: timeText,
+        windowEnd: timeText,
+        errorBudgetConsumed: numberValue,
+        thresholdBreached: fc.boolean(),
+        details: fc.string({ maxLength: 20 }),
+      },
     },
   },
   {
@@ -379,7 +511,10 @@ const ROUTES: RouteSpec[] = [
       projectId: plainName,
       environment: plainName,
       serviceName: plainName,
-      status: fc.oneof(status, fc.array(status, { minLength: 1, maxLength: 4 }).map((list) => list.join(','))),
+      status: fc.oneof(
+        status,
+        fc.array(status, { minLength: 1, maxLength: 4 }).map((list) => list.join(',')),
+      ),
       severity: fc.oneof(severity, fc.constant('SEV1,,SEV9')),
       tag: tagText,
       correlationKey: plainName,
@@ -388,7 +523,18 @@ const ROUTES: RouteSpec[] = [
       createdTo: timeText,
       sort: fc.constantFrom('createdAt', 'updatedAt', 'severity', 'title'),
       order: fc.constantFrom('asc', 'desc', 'ASC'),
-      limit: fc.constantFrom('1', '20', '100', '0', '101', '-1', '1.5', '1e2', '0x10', '9999999999999999999999'),
+      limit: fc.constantFrom(
+        '1',
+        '20',
+        '100',
+        '0',
+        '101',
+        '-1',
+        '1.5',
+        '1e2',
+        '0x10',
+        '9999999999999999999999',
+      ),
     },
   },
   { name: 'details', method: 'GET', path: INCIDENT, auth: 'org' },
@@ -398,7 +544,17 @@ const ROUTES: RouteSpec[] = [
     path: `${INCIDENT}/events`,
     auth: 'org',
     query: {
-      fromVersion: fc.constantFrom('0', '1', '-1', '1.5', '9007199254740991', '9007199254740993', '1e400', 'NaN', ''),
+      fromVersion: fc.constantFrom(
+        '0',
+        '1',
+        '-1',
+        '1.5',
+        '9007199254740991',
+        '9007199254740993',
+        '1e400',
+        'NaN',
+        '',
+      ),
       limit: fc.constantFrom('1', '1000', '1001', '0', '-5', 'abc'),
       direction: fc.constantFrom('forwards', 'backwards', 'sideways', ''),
     },
@@ -408,7 +564,10 @@ const ROUTES: RouteSpec[] = [
     method: 'GET',
     path: '/api/orgs/:orgId/events',
     auth: 'org',
-    query: { limit: fc.constantFrom('1', '50', '1000', '1001', '0', 'x'), type: fc.oneof(fc.constantFrom(...EVENT_TYPE_NAMES), fc.constant('INCIDENT_CREATED,BOGUS')) },
+    query: {
+      limit: fc.constantFrom('1', '50', '1000', '1001', '0', 'x'),
+      type: fc.oneof(fc.constantFrom(...EVENT_TYPE_NAMES), fc.constant('INCIDENT_CREATED,BOGUS')),
+    },
   },
   { name: 'projections', method: 'GET', path: '/admin/projections', auth: 'admin' },
   { name: 'rebuild', method: 'POST', path: '/admin/projections/:name/rebuild', auth: 'admin' },
@@ -447,7 +606,14 @@ describe(`API fuzzing on ${databaseLabel}`, () => {
         method: 'POST',
         url: `/api/orgs/${orgId}/incidents`,
         token: everything,
-        payload: { projectId: 'payments', title, serviceName: 'checkout', severity: 'SEV2', environment: 'production', tags: ['latency'] },
+        payload: {
+          projectId: 'payments',
+          title,
+          serviceName: 'checkout',
+          severity: 'SEV2',
+          environment: 'production',
+          tags: ['latency'],
+        },
       });
       expect(response.statusCode, response.body).toBe(201);
       return response.json<{ incidentId: string; position: string }>();
@@ -455,7 +621,11 @@ describe(`API fuzzing on ${databaseLabel}`, () => {
     const incidents = [await create(org, 'first'), await create(org, 'second'), await create(org, 'third')];
     const foreign = await create(otherOrg, 'not yours');
     const page = async (sort: string) => {
-      const response = await t.request({ method: 'GET', url: `/api/orgs/${org}/incidents?limit=1&sort=${sort}`, token: everything });
+      const response = await t.request({
+        method: 'GET',
+        url: `/api/orgs/${org}/incidents?limit=1&sort=${sort}`,
+        token: everything,
+      });
       const { nextCursor } = response.json<{ nextCursor: string | null }>();
       if (!nextCursor) throw new Error(`no cursor from ${response.body}`);
       return nextCursor;
@@ -473,11 +643,17 @@ describe(`API fuzzing on ${databaseLabel}`, () => {
 
   afterAll(async () => {
     if (stats.requests > 0) {
-      const statuses = [...stats.byStatus].sort(([a], [b]) => a - b).map(([code, count]) => `${code}×${count}`);
-      console.info(`API fuzzing: ${stats.requests} requests (${statuses.join(', ')}); ${stats.refusedWrites} refused writes left the event store untouched`);
+      const statuses = [...stats.byStatus]
+        .sort(([a], [b]) => a - b)
+        .map(([code, count]) => `${code}×${count}`);
+      console.info(
+        `API fuzzing: ${stats.requests} requests (${statuses.join(', ')}); ${stats.refusedWrites} refused writes left the event store untouched`,
+      );
     }
     if (COLLECT) {
-      console.info(`API fuzzing found ${findings.size} distinct problems:\n\n${[...findings].map(([key, detail]) => `* ${key}\n  ${detail.slice(0, 1500)}`).join('\n\n')}`);
+      console.info(
+        `API fuzzing found ${findings.size} distinct problems:\n\n${[...findings].map(([key, detail]) => `* ${key}\n  ${detail.slice(0, 1500)}`).join('\n\n')}`,
+      );
     }
     await t?.cleanup();
   });
@@ -495,11 +671,19 @@ describe(`API fuzzing on ${databaseLabel}`, () => {
   async function send(request: FuzzRequest): Promise<LightMyRequestResponse> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${REQUEST_DEADLINE_MS} ms:\n  ${describeRequest(request)}`)), REQUEST_DEADLINE_MS);
+      timer = setTimeout(
+        () => reject(new Error(`no answer within ${REQUEST_DEADLINE_MS} ms:\n  ${describeRequest(request)}`)),
+        REQUEST_DEADLINE_MS,
+      );
     });
     try {
       return await Promise.race([
-        t.app.inject({ method: request.method, url: request.url, headers: request.headers, ...(request.payload === undefined ? {} : { payload: request.payload }) }),
+        t.app.inject({
+          method: request.method,
+          url: request.url,
+          headers: request.headers,
+          ...(request.payload === undefined ? {} : { payload: request.payload }),
+        }),
         deadline,
       ]);
     } finally {
@@ -530,22 +714,35 @@ describe(`API fuzzing on ${databaseLabel}`, () => {
     return response;
   }
 
-  async function verify(request: FuzzRequest, response: LightMyRequestResponse, before: string): Promise<void> {
+  async function verify(
+    request: FuzzRequest,
+    response: LightMyRequestResponse,
+    before: string,
+  ): Promise<void> {
     const context = `${describeRequest(request)}\n→ ${response.statusCode} ${response.headers['content-type'] ?? ''} ${response.body.slice(0, 500)}`;
     stats.requests++;
     stats.byStatus.set(response.statusCode, (stats.byStatus.get(response.statusCode) ?? 0) + 1);
 
     expect(response.statusCode, `a 5xx:\n  ${context}`).toBeLessThan(500);
     // Only answers that are ours to word: a 2xx may echo stored data, which may look like anything.
-    if (response.statusCode >= 400) for (const leak of LEAKS) expect(response.body, `the body leaks internals (${leak}):\n  ${context}`).not.toMatch(leak);
+    if (response.statusCode >= 400)
+      for (const leak of LEAKS)
+        expect(response.body, `the body leaks internals (${leak}):\n  ${context}`).not.toMatch(leak);
     expect(({} as Record<string, unknown>).polluted, 'Object.prototype was polluted').toBeUndefined();
 
     if (response.statusCode >= 400) {
-      expect(response.headers['content-type'], `a 4xx that is not problem+json:\n  ${context}`).toMatch(/^application\/problem\+json/);
-      expect(Object.keys(CODE_OF_STATUS), `a 4xx status API.md does not list:\n  ${context}`).toContain(String(response.statusCode));
+      expect(response.headers['content-type'], `a 4xx that is not problem+json:\n  ${context}`).toMatch(
+        /^application\/problem\+json/,
+      );
+      expect(Object.keys(CODE_OF_STATUS), `a 4xx status API.md does not list:\n  ${context}`).toContain(
+        String(response.statusCode),
+      );
       if (request.method !== 'HEAD') {
         let problem: Record<string, unknown> = {};
-        expect(() => (problem = response.json<Record<string, unknown>>()), `the problem is not JSON:\n  ${context}`).not.toThrow();
+        expect(
+          () => (problem = response.json<Record<string, unknown>>()),
+          `the problem is not JSON:\n  ${context}`,
+        ).not.toThrow();
         expect(problem, `a malformed problem:\n  ${context}`).toMatchObject({
           type: expect.any(String),
           title: expect.any(String),
@@ -558,7 +755,10 @@ describe(`API fuzzing on ${databaseLabel}`, () => {
       const after = await storeMark();
       expect(after, `a refused request changed the event store:\n  ${context}`).toBe(before);
       if (request.method !== 'GET' && request.method !== 'HEAD') stats.refusedWrites++;
-    } else if (request.method !== 'HEAD' && /^application\/json/.test(String(response.headers['content-type']))) {
+    } else if (
+      request.method !== 'HEAD' &&
+      /^application\/json/.test(String(response.headers['content-type']))
+    ) {
       expect(() => response.json(), `a 2xx whose JSON does not parse:\n  ${context}`).not.toThrow();
     }
   }
@@ -569,25 +769,66 @@ describe(`API fuzzing on ${databaseLabel}`, () => {
     fc.oneof(
       { weight: 8, arbitrary: fc.constant(fixture.org) },
       { weight: 1, arbitrary: fc.constant(fixture.otherOrg) },
-      { weight: 1, arbitrary: fc.constantFrom('unknown-org', 'a'.repeat(64), 'a'.repeat(65), 'org.with.dots') },
+      {
+        weight: 1,
+        arbitrary: fc.constantFrom('unknown-org', 'a'.repeat(64), 'a'.repeat(65), 'org.with.dots'),
+      },
     );
   const incidentSegment = () =>
     fc.oneof(
       { weight: 8, arbitrary: fc.constantFrom(...fixture.incidentIds) },
       { weight: 1, arbitrary: fc.constant(fixture.foreignIncidentId) },
-      { weight: 1, arbitrary: fc.constantFrom(`inc_${randomUUID().replaceAll('-', '')}`, 'inc_', `inc_${'a'.repeat(61)}`, 'INC_1') },
+      {
+        weight: 1,
+        arbitrary: fc.constantFrom(
+          `inc_${randomUUID().replaceAll('-', '')}`,
+          'inc_',
+          `inc_${'a'.repeat(61)}`,
+          'INC_1',
+        ),
+      },
     );
   /** Anything in a path segment: encoded hostile text, or raw oddities a client may put there. */
   const hostileSegment = fc.oneof(
     { weight: 3, arbitrary: anyText.map(percentEncode) },
     {
       weight: 2,
-      arbitrary: fc.constantFrom('..', '.', '%2e%2e', '%2F', '%2f..%2f', '%00', '%zz', '%', '%E0%A4%A', '%ED%A0%80', '%FF', '%C0%AF', '', ';', '*', '~', '%20', '+', "'", '"', '$', '%5Cu0000'),
+      arbitrary: fc.constantFrom(
+        '..',
+        '.',
+        '%2e%2e',
+        '%2F',
+        '%2f..%2f',
+        '%00',
+        '%zz',
+        '%',
+        '%E0%A4%A',
+        '%ED%A0%80',
+        '%FF',
+        '%C0%AF',
+        '',
+        ';',
+        '*',
+        '~',
+        '%20',
+        '+',
+        "'",
+        '"',
+        '$',
+        '%5Cu0000',
+      ),
     },
   );
 
-  function pathFor(route: RouteSpec, segments: { orgId: string; incidentId: string; tag: string; name: string }): string {
-    return route.path.replace(':orgId', segments.orgId).replace(':incidentId', segments.incidentId).replace(':tag', segments.tag).replace(':name', segments.name);
+  function pathFor(
+    route: RouteSpec,
+    segments: { orgId: string; incidentId: string; tag: string; name: string },
+  ): string {
+    return route.path
+      .replace(':orgId', segments.orgId)
+      .replace(':incidentId', segments.incidentId)
+      .replace(':tag', segments.tag)
+      .replace(':name', segments.name);
   }
 
   const validSegments = () =>
@@ -595,20 +836,52 @@ describe(`API fuzzing on ${databaseLabel}`, () => {
       orgId: orgSegment(),
       incidentId: incidentSegment(),
       tag: tagText.map(percentEncode),
-      name: fc.oneof({ weight: 9, arbitrary: anyText.map(percentEncode) }, { weight: 1, arbitrary: fc.constantFrom(...PROJECTION_NAMES) }),
+      name: fc.oneof(
+        { weight: 9, arbitrary: anyText.map(percentEncode) },
+        { weight: 1, arbitrary: fc.constantFrom(...PROJECTION_NAMES) },
+      ),
     });
 
   const queryPairs = (route: RouteSpec) => {
     const known = Object.entries(route.query ?? {});
     const pair = fc.oneof(
       ...(known.length
-        ? [{ weight: 4, arbitrary: fc.constantFrom(...known).chain(([key, value]) => fc.tuple(fc.constant(key), fc.oneof({ weight: 2, arbitrary: value }, { weight: 1, arbitrary: anyText }))) }]
+        ? [
+            {
+              weight: 4,
+              arbitrary: fc
+                .constantFrom(...known)
+                .chain(([key, value]) =>
+                  fc.tuple(
+                    fc.constant(key),
+                    fc.oneof({ weight: 2, arbitrary: value }, { weight: 1, arbitrary: anyText }),
+                  ),
+                ),
+            },
+          ]
         : []),
-      { weight: 1, arbitrary: fc.tuple(fc.constantFrom('__proto__', 'constructor', 'limit[]', 'status[$ne]', 'cursor', 'fromPosition', 'x'), anyText) },
+      {
+        weight: 1,
+        arbitrary: fc.tuple(
+          fc.constantFrom(
+            '__proto__',
+            'constructor',
+            'limit[]',
+            'status[$ne]',
+            'cursor',
+            'fromPosition',
+            'x',
+          ),
+          anyText,
+        ),
+      },
     );
     return fc.array(pair, { maxLength: 4 });
   };
-  const queryString = (pairs: [string, string][]) => (pairs.length ? `?${pairs.map(([key, value]) => `${percentEncode(key)}=${percentEncode(value)}`).join('&')}` : '');
+  const queryString = (pairs: [string, string][]) =>
+    pairs.length
+      ? `?${pairs.map(([key, value]) => `${percentEncode(key)}=${percentEncode(value)}`).join('&')}`
+      : '';
 
   /** A real cursor or position, tampered with in the ways a client might. */
   const tamperedCursor = () =>
@@ -618,14 +891,22 @@ describe(`API fuzzing on ${databaseLabel}`, () => {
       fc.integer({ min: 0, max: 200 }).chain((index) =>
         fc.constantFrom('A', '_', '-', '.', '=').map((char) => {
           const at = index % fixture.cursor.length;
-          return fixture.cursor.slice(0, at) + (fixture.cursor[at] === char ? 'B' : char) + fixture.cursor.slice(at + 1);
+          return (
+            fixture.cursor.slice(0, at) +
+            (fixture.cursor[at] === char ? 'B' : char) +
+            fixture.cursor.slice(at + 1)
+          );
         }),
       ),
       fc.constant(fixture.cursor.split('.')[0]!),
       fc.constant(`${fixture.cursor}.`),
       fc.constant(`.${fixture.cursor}`),
-      fc.constant(`${Buffer.from(JSON.stringify({ org: fixture.org, sort: 'createdAt', order: 'desc', after: { ts: "'; drop table incidents; --", id: 'x' } })).toString('base64url')}.${fixture.cursor.split('.')[1]}`),
-      fc.constant(`${Buffer.from(JSON.stringify({ org: fixture.otherOrg, sort: 'createdAt', order: 'desc', after: { ts: '2024-01-01T00:00:00.000000Z', id: 'x' } })).toString('base64url')}.${fixture.cursor.split('.')[1]}`),
+      fc.constant(
+        `${Buffer.from(JSON.stringify({ org: fixture.org, sort: 'createdAt', order: 'desc', after: { ts: "'; drop table incidents; --", id: 'x' } })).toString('base64url')}.${fixture.cursor.split('.')[1]}`,
+      ),
+      fc.constant(
+        `${Buffer.from(JSON.stringify({ org: fixture.otherOrg, sort: 'createdAt', order: 'desc', after: { ts: '2024-01-01T00:00:00.000000Z', id: 'x' } })).toString('base64url')}.${fixture.cursor.split('.')[1]}`,
+      ),
       anyText,
     );
   const tamperedPosition = () => {
@@ -658,8 +939,17 @@ describe(`API fuzzing on ${databaseLabel}`, () => {
       {
         weight: 4,
         arbitrary: fc
-          .array(fc.constantFrom(...Object.keys(spec.fields)).chain((field) => fc.tuple(fc.constant(field), spec.fields[field]!)), { maxLength: 3 })
-          .map((changes) => JSON.stringify(objectOf([...new Map<string, unknown>([...Object.entries(spec.base), ...changes])]))),
+          .array(
+            fc
+              .constantFrom(...Object.keys(spec.fields))
+              .chain((field) => fc.tuple(fc.constant(field), spec.fields[field]!)),
+            { maxLength: 3 },
+          )
+          .map((changes) =>
+            JSON.stringify(
+              objectOf([...new Map<string, unknown>([...Object.entries(spec.base), ...changes])]),
+            ),
+          ),
       },
       // The valid body with a few fields replaced, removed or added: reaches the deepest checks.
       {
@@ -667,8 +957,24 @@ describe(`API fuzzing on ${databaseLabel}`, () => {
         arbitrary: fc
           .array(
             fc.oneof(
-              { weight: 3, arbitrary: fc.constantFrom(...Object.keys(spec.fields)).chain((field) => fc.tuple(fc.constant(field), fc.oneof({ weight: 3, arbitrary: spec.fields[field]! }, { weight: 2, arbitrary: anyValue }))) },
-              { weight: 1, arbitrary: fc.tuple(fc.constantFrom(...Object.keys(spec.base)), fc.constant(undefined)) },
+              {
+                weight: 3,
+                arbitrary: fc
+                  .constantFrom(...Object.keys(spec.fields))
+                  .chain((field) =>
+                    fc.tuple(
+                      fc.constant(field),
+                      fc.oneof(
+                        { weight: 3, arbitrary: spec.fields[field]! },
+                        { weight: 2, arbitrary: anyValue },
+                      ),
+                    ),
+                  ),
+              },
+              {
+                weight: 1,
+                arbitrary: fc.tuple(fc.constantFrom(...Object.keys(spec.base)), fc.constant(undefined)),
+              },
               { weight: 1, arbitrary: fc.tuple(keyText, anyValue) },
             ),
             { maxLength: 4 },
@@ -688,7 +994,22 @@ describe(`API fuzzing on ${databaseLabel}`, () => {
       {
         weight: 1,
         arbitrary: fc.oneof(
-          fc.constantFrom('', '{', '{"title":', '{"a":1,}', "{'a':1}", 'nul', 'NaN', '\u0000', '\ufeff{}', '{"a":"\\ud800"}', '{"a":"\\u0000"}', '[1,2', '{"__proto__":{"polluted":"yes"}}', '{"constructor":{"prototype":{"polluted":"yes"}}}'),
+          fc.constantFrom(
+            '',
+            '{',
+            '{"title":',
+            '{"a":1,}',
+            "{'a':1}",
+            'nul',
+            'NaN',
+            '\u0000',
+            '\ufeff{}',
+            '{"a":"\\ud800"}',
+            '{"a":"\\u0000"}',
+            '[1,2',
+            '{"__proto__":{"polluted":"yes"}}',
+            '{"constructor":{"prototype":{"polluted":"yes"}}}',
+          ),
           fc.constantFrom(1000, 10_000).map((depth) => nestedText(depth, 'array')),
           fc.constantFrom(1000, 10_000).map((depth) => nestedText(depth, 'object')),
           anyText,
@@ -720,15 +1041,51 @@ describe(`API fuzzing on ${databaseLabel}`, () => {
     },
     { weight: 1, arbitrary: anyText.map(asHeaderValue) },
   );
-  const ifMatch = fc.constantFrom('"0"', '"1"', '"2"', '0', '*', 'W/"0"', '"-1"', '"1.0"', '"999999999"', '"9999999999"', '""', '"0", "1"', 'x'.repeat(10_000));
-  const idempotencyKey = fc.oneof(fc.uuid(), fc.constantFrom('', 'k', 'a'.repeat(255), 'a'.repeat(256), 'x'.repeat(10_000), 'same-key-for-everything'), anyText.map(asHeaderValue));
-  const prefer = fc.constantFrom('respond-async', 'respond-async, wait=1', 'RESPOND-ASYNC', 'return=minimal', 'respond-async;;', 'handling=lenient', '');
-  const authorizationVariant = () => fc.constantFrom(`Bearer ${everything}`, `bearer ${everything}`, `Bearer   ${everything}  `, `Bearer ${everything}`);
+  const ifMatch = fc.constantFrom(
+    '"0"',
+    '"1"',
+    '"2"',
+    '0',
+    '*',
+    'W/"0"',
+    '"-1"',
+    '"1.0"',
+    '"999999999"',
+    '"9999999999"',
+    '""',
+    '"0", "1"',
+    'x'.repeat(10_000),
+  );
+  const idempotencyKey = fc.oneof(
+    fc.uuid(),
+    fc.constantFrom('', 'k', 'a'.repeat(255), 'a'.repeat(256), 'x'.repeat(10_000), 'same-key-for-everything'),
+    anyText.map(asHeaderValue),
+  );
+  const prefer = fc.constantFrom(
+    'respond-async',
+    'respond-async, wait=1',
+    'RESPOND-ASYNC',
+    'return=minimal',
+    'respond-async;;',
+    'handling=lenient',
+    '',
+  );
+  const authorizationVariant = () =>
+    fc.constantFrom(
+      `Bearer ${everything}`,
+      `bearer ${everything}`,
+      `Bearer   ${everything}  `,
+      `Bearer ${everything}`,
+    );
 
   /** Headers of a request that mostly authenticates, with the write headers fuzzed. */
   const headersFor = (withBody: boolean) =>
     fc.oneof(
-      fc.constant<Record<string, string>>({ authorization: `Bearer ${everything}`, prefer: 'respond-async', ...(withBody ? { 'content-type': 'application/json' } : {}) }),
+      fc.constant<Record<string, string>>({
+        authorization: `Bearer ${everything}`,
+        prefer: 'respond-async',
+        ...(withBody ? { 'content-type': 'application/json' } : {}),
+      }),
       fuzzedHeaders(withBody),
     );
   const fuzzedHeaders = (withBody: boolean) =>
@@ -739,7 +1096,10 @@ describe(`API fuzzing on ${databaseLabel}`, () => {
           'content-type': contentType,
           'if-match': fc.oneof(ifMatch, anyText.map(asHeaderValue)),
           'idempotency-key': idempotencyKey,
-          prefer: fc.oneof({ weight: 3, arbitrary: fc.constant('respond-async') }, { weight: 1, arbitrary: prefer }),
+          prefer: fc.oneof(
+            { weight: 3, arbitrary: fc.constant('respond-async') },
+            { weight: 1, arbitrary: prefer },
+          ),
           'x-request-id': fc.oneof(fc.uuid(), anyText.map(asHeaderValue)),
           accept: fc.constantFrom('application/json', 'text/html', '*/*', 'application/xml', ''),
         },
@@ -758,17 +1118,35 @@ describe(`API fuzzing on ${databaseLabel}`, () => {
   it('writes with generated bodies and headers: never a 5xx, problems only, nothing appended when refused', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.constantFrom(...names(BODY_ROUTES)).chain((name) => fc.tuple(fc.constant(name), validSegments(), bodyFor(routeNamed(name).body!), headersFor(true))),
+        fc
+          .constantFrom(...names(BODY_ROUTES))
+          .chain((name) =>
+            fc.tuple(fc.constant(name), validSegments(), bodyFor(routeNamed(name).body!), headersFor(true)),
+          ),
         async ([name, segments, payload, headers]) => {
           const route = routeNamed(name);
-          const response = await exercise(route.name, { method: route.method, url: pathFor(route, segments), headers, payload });
+          const response = await exercise(route.name, {
+            method: route.method,
+            url: pathFor(route, segments),
+            headers,
+            payload,
+          });
           // What was accepted reads back as it was sent (trimmed): no mangled Unicode, no lost characters.
           if (route.name === 'create' && (response.statusCode === 201 || response.statusCode === 202)) {
             const sent = JSON.parse(payload) as { title: string };
             const { incidentId, position } = response.json<{ incidentId: string; position: string }>();
             if (response.statusCode === 202) await t.runtime.progress.waitFor(position, 5_000);
-            const read = await send({ method: 'GET', url: `/api/orgs/${segments.orgId}/incidents/${incidentId}`, headers: { authorization: `Bearer ${everything}` } });
-            await checked(route.name, read.statusCode, () => expect(read.json<{ incident: { title: string } }>().incident.title, `title read back:\n  ${read.body.slice(0, 300)}`).toBe(sent.title.trim()));
+            const read = await send({
+              method: 'GET',
+              url: `/api/orgs/${segments.orgId}/incidents/${incidentId}`,
+              headers: { authorization: `Bearer ${everything}` },
+            });
+            await checked(route.name, read.statusCode, () =>
+              expect(
+                read.json<{ incident: { title: string } }>().incident.title,
+                `title read back:\n  ${read.body.slice(0, 300)}`,
+              ).toBe(sent.title.trim()),
+            );
           }
         },
       ),
@@ -779,23 +1157,38 @@ describe(`API fuzzing on ${databaseLabel}`, () => {
   it('reads with generated queries, tampered cursors and positions', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.constantFrom(...names(READ_ROUTES)).chain((name) =>
-          fc.tuple(
-            fc.constant(name),
-            validSegments(),
-            queryPairs(routeNamed(name)),
-            name === 'list' ? fc.option(tamperedCursor(), { freq: 2 }) : fc.constant(null),
-            name === 'org events' ? fc.option(tamperedPosition(), { freq: 2 }) : fc.constant(null),
-            headersFor(false),
+        fc
+          .constantFrom(...names(READ_ROUTES))
+          .chain((name) =>
+            fc.tuple(
+              fc.constant(name),
+              validSegments(),
+              queryPairs(routeNamed(name)),
+              name === 'list' ? fc.option(tamperedCursor(), { freq: 2 }) : fc.constant(null),
+              name === 'org events' ? fc.option(tamperedPosition(), { freq: 2 }) : fc.constant(null),
+              headersFor(false),
+            ),
           ),
-        ),
         async ([name, segments, pairs, cursor, position, headers]) => {
           const route = routeNamed(name);
-          const all: [string, string][] = [...pairs, ...(cursor === null ? [] : [['cursor', cursor] as [string, string]]), ...(position === null ? [] : [['fromPosition', position] as [string, string]])];
-          const response = await exercise(route.name, { method: 'GET', url: `${pathFor(route, segments)}${queryString(all)}`, headers });
+          const all: [string, string][] = [
+            ...pairs,
+            ...(cursor === null ? [] : [['cursor', cursor] as [string, string]]),
+            ...(position === null ? [] : [['fromPosition', position] as [string, string]]),
+          ];
+          const response = await exercise(route.name, {
+            method: 'GET',
+            url: `${pathFor(route, segments)}${queryString(all)}`,
+            headers,
+          });
           // A cursor or position this API did not issue is refused, never served from somewhere else.
           if (cursor !== null && cursor !== fixture.cursor && cursor !== fixture.otherSortCursor) {
-            await checked(route.name, response.statusCode, () => expect(response.statusCode, `a tampered cursor was accepted: ${JSON.stringify(cursor)}`).not.toBe(200));
+            await checked(route.name, response.statusCode, () =>
+              expect(
+                response.statusCode,
+                `a tampered cursor was accepted: ${JSON.stringify(cursor)}`,
+              ).not.toBe(200),
+            );
           }
         },
       ),
@@ -814,7 +1207,13 @@ describe(`API fuzzing on ${databaseLabel}`, () => {
       fc.asyncProperty(
         fc.constantFrom(...names(ROUTES)),
         segments,
-        fc.oneof({ weight: 4, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.constantFrom<Method>('GET', 'POST', 'PATCH', 'DELETE', 'PUT', 'HEAD', 'OPTIONS') }),
+        fc.oneof(
+          { weight: 4, arbitrary: fc.constant(null) },
+          {
+            weight: 1,
+            arbitrary: fc.constantFrom<Method>('GET', 'POST', 'PATCH', 'DELETE', 'PUT', 'HEAD', 'OPTIONS'),
+          },
+        ),
         fc.option(hostileSegment, { freq: 4 }),
         headersFor(false),
         async (name, values, otherMethod, extra, headers) => {
@@ -876,30 +1275,59 @@ describe(`API fuzzing on ${databaseLabel}`, () => {
       { token: t.token({ sub: 'nobody', orgs: {} }), auditor: false },
       { token: t.token({ sub: 'auditor', orgs: { [fixture.org]: ['AUDITOR'] } }), auditor: true },
       { token: t.token({ sub: 'made-up', orgs: { [fixture.org]: ['ROOT', 'its_admin'] } }), auditor: false },
-      { token: t.token({ sub: 'proto', orgs: JSON.parse(`{"__proto__": ${JSON.stringify(ROLES)}}`) as Record<string, string[]> }), auditor: false },
+      {
+        token: t.token({
+          sub: 'proto',
+          orgs: JSON.parse(`{"__proto__": ${JSON.stringify(ROLES)}}`) as Record<string, string[]>,
+        }),
+        auditor: false,
+      },
     );
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom(...names(PROTECTED_ROUTES)),
-        fc.record({ orgId: fc.constant(fixture.org), incidentId: fc.constantFrom(...fixture.incidentIds), tag: fc.constant('latency'), name: fc.constantFrom('nope', ...PROJECTION_NAMES) }),
-        fc.oneof({ weight: 3, arbitrary: bogus.map((header) => ({ kind: 'bogus' as const, header })) }, { weight: 1, arbitrary: powerless.map(({ token, auditor }) => ({ kind: auditor ? ('auditor' as const) : ('powerless' as const), header: `Bearer ${token}` })) }),
+        fc.record({
+          orgId: fc.constant(fixture.org),
+          incidentId: fc.constantFrom(...fixture.incidentIds),
+          tag: fc.constant('latency'),
+          name: fc.constantFrom('nope', ...PROJECTION_NAMES),
+        }),
+        fc.oneof(
+          { weight: 3, arbitrary: bogus.map((header) => ({ kind: 'bogus' as const, header })) },
+          {
+            weight: 1,
+            arbitrary: powerless.map(({ token, auditor }) => ({
+              kind: auditor ? ('auditor' as const) : ('powerless' as const),
+              header: `Bearer ${token}`,
+            })),
+          },
+        ),
         async (name, segments, auth) => {
           const route = routeNamed(name);
           const withBody = route.body !== undefined;
           const response = await exercise(route.name, {
             method: route.method,
             url: pathFor(route, segments),
-            headers: { ...(auth.header === '' ? {} : { authorization: auth.header }), ...(withBody ? { 'content-type': 'application/json' } : {}) },
+            headers: {
+              ...(auth.header === '' ? {} : { authorization: auth.header }),
+              ...(withBody ? { 'content-type': 'application/json' } : {}),
+            },
             ...(withBody ? { payload: JSON.stringify(route.body!.base) } : {}),
           });
           await checked(`${route.name} (${auth.kind} token)`, response.statusCode, () => {
             if (auth.kind === 'bogus') {
-              expect(response.statusCode, `${route.method} ${route.path} with ${JSON.stringify(auth.header.slice(0, 200))}: ${response.body}`).toBe(401);
+              expect(
+                response.statusCode,
+                `${route.method} ${route.path} with ${JSON.stringify(auth.header.slice(0, 200))}: ${response.body}`,
+              ).toBe(401);
             } else if (auth.kind === 'auditor' && route.method === 'GET' && route.auth === 'org') {
               // AUDITOR reads everything in its org, raw events included.
               expect(response.statusCode, `${route.method} ${route.path}: ${response.body}`).toBe(200);
             } else {
-              expect(response.statusCode, `${route.method} ${route.path} with a ${auth.kind} token: ${response.body}`).toBe(403);
+              expect(
+                response.statusCode,
+                `${route.method} ${route.path} with a ${auth.kind} token: ${response.body}`,
+              ).toBe(403);
             }
           });
         },
@@ -912,28 +1340,158 @@ describe(`API fuzzing on ${databaseLabel}`, () => {
     const incident = `/api/orgs/${fixture.org}/incidents/${fixture.incidentIds[0]}`;
     const json = { authorization: `Bearer ${everything}`, 'content-type': 'application/json' };
     const cases: { request: FuzzRequest; status?: number }[] = [
-      { request: { method: 'POST', url: `/api/orgs/${fixture.org}/incidents`, headers: json, payload: JSON.stringify({ projectId: 'p', title: 't', serviceName: 's', severity: 'SEV1', environment: 'e', description: 'x'.repeat(1_100_000) }) }, status: 413 },
-      { request: { method: 'POST', url: `${incident}/actions`, headers: json, payload: 'y'.repeat(1024 * 1024 + 1) }, status: 413 },
-      { request: { method: 'POST', url: `${incident}/actions`, headers: { ...json, 'content-type': 'text/plain' }, payload: 'NOTE' }, status: 415 },
-      { request: { method: 'POST', url: `${incident}/actions`, headers: { ...json, 'content-type': 'application/xml' }, payload: '<note/>' }, status: 415 },
-      { request: { method: 'POST', url: `${incident}/actions`, headers: json, payload: '{"actionKind":"NOTE",' }, status: 400 },
-      { request: { method: 'POST', url: `${incident}/actions`, headers: json, payload: nestedText(1000, 'array') }, status: 400 },
-      { request: { method: 'POST', url: `${incident}/signals`, headers: { ...json, prefer: 'respond-async' }, payload: `{"signalType":"ALERT","source":"s","summary":"deep","data":${nestedText(1000, 'object')}}` } },
-      { request: { method: 'POST', url: `${incident}/signals`, headers: { ...json, prefer: 'respond-async' }, payload: `{"signalType":"ALERT","source":"s","summary":"deeper","data":{"d":${nestedText(1000, 'array')}}}` } },
-      { request: { method: 'PATCH', url: incident, headers: json, payload: '{"__proto__":{"polluted":"yes"},"title":"x"}' }, status: 400 },
-      { request: { method: 'PATCH', url: incident, headers: json, payload: '{"constructor":{"prototype":{"polluted":"yes"}},"title":"x"}' }, status: 400 },
-      { request: { method: 'POST', url: `${incident}/status`, headers: { ...json, 'if-match': '"999999"' }, payload: '{"newStatus":"INVESTIGATING"}' }, status: 412 },
-      { request: { method: 'POST', url: `${incident}/tags`, headers: { ...json, 'idempotency-key': 'x'.repeat(256) }, payload: '{"tag":"a"}' }, status: 400 },
-      { request: { method: 'GET', url: `/api/orgs/${fixture.org}/incidents?cursor=${encodeURIComponent(fixture.cursor.slice(0, -2))}AA`, headers: json }, status: 400 },
-      { request: { method: 'GET', url: `/api/orgs/${fixture.org}/incidents?cursor=${encodeURIComponent(fixture.otherSortCursor)}`, headers: json }, status: 400 },
-      { request: { method: 'GET', url: `/api/orgs/${fixture.org}/events?fromPosition=not-a-position`, headers: json }, status: 400 },
+      {
+        request: {
+          method: 'POST',
+          url: `/api/orgs/${fixture.org}/incidents`,
+          headers: json,
+          payload: JSON.stringify({
+            projectId: 'p',
+            title: 't',
+            serviceName: 's',
+            severity: 'SEV1',
+            environment: 'e',
+            description: 'x'.repeat(1_100_000),
+          }),
+        },
+        status: 413,
+      },
+      {
+        request: {
+          method: 'POST',
+          url: `${incident}/actions`,
+          headers: json,
+          payload: 'y'.repeat(1024 * 1024 + 1),
+        },
+        status: 413,
+      },
+      {
+        request: {
+          method: 'POST',
+          url: `${incident}/actions`,
+          headers: { ...json, 'content-type': 'text/plain' },
+          payload: 'NOTE',
+        },
+        status: 415,
+      },
+      {
+        request: {
+          method: 'POST',
+          url: `${incident}/actions`,
+          headers: { ...json, 'content-type': 'application/xml' },
+          payload: '<note/>',
+        },
+        status: 415,
+      },
+      {
+        request: {
+          method: 'POST',
+          url: `${incident}/actions`,
+          headers: json,
+          payload: '{"actionKind":"NOTE",',
+        },
+        status: 400,
+      },
+      {
+        request: {
+          method: 'POST',
+          url: `${incident}/actions`,
+          headers: json,
+          payload: nestedText(1000, 'array'),
+        },
+        status: 400,
+      },
+      {
+        request: {
+          method: 'POST',
+          url: `${incident}/signals`,
+          headers: { ...json, prefer: 'respond-async' },
+          payload: `{"signalType":"ALERT","source":"s","summary":"deep","data":${nestedText(1000, 'object')}}`,
+        },
+      },
+      {
+        request: {
+          method: 'POST',
+          url: `${incident}/signals`,
+          headers: { ...json, prefer: 'respond-async' },
+          payload: `{"signalType":"ALERT","source":"s","summary":"deeper","data":{"d":${nestedText(1000, 'array')}}}`,
+        },
+      },
+      {
+        request: {
+          method: 'PATCH',
+          url: incident,
+          headers: json,
+          payload: '{"__proto__":{"polluted":"yes"},"title":"x"}',
+        },
+        status: 400,
+      },
+      {
+        request: {
+          method: 'PATCH',
+          url: incident,
+          headers: json,
+          payload: '{"constructor":{"prototype":{"polluted":"yes"}},"title":"x"}',
+        },
+        status: 400,
+      },
+      {
+        request: {
+          method: 'POST',
+          url: `${incident}/status`,
+          headers: { ...json, 'if-match': '"999999"' },
+          payload: '{"newStatus":"INVESTIGATING"}',
+        },
+        status: 412,
+      },
+      {
+        request: {
+          method: 'POST',
+          url: `${incident}/tags`,
+          headers: { ...json, 'idempotency-key': 'x'.repeat(256) },
+          payload: '{"tag":"a"}',
+        },
+        status: 400,
+      },
+      {
+        request: {
+          method: 'GET',
+          url: `/api/orgs/${fixture.org}/incidents?cursor=${encodeURIComponent(fixture.cursor.slice(0, -2))}AA`,
+          headers: json,
+        },
+        status: 400,
+      },
+      {
+        request: {
+          method: 'GET',
+          url: `/api/orgs/${fixture.org}/incidents?cursor=${encodeURIComponent(fixture.otherSortCursor)}`,
+          headers: json,
+        },
+        status: 400,
+      },
+      {
+        request: {
+          method: 'GET',
+          url: `/api/orgs/${fixture.org}/events?fromPosition=not-a-position`,
+          headers: json,
+        },
+        status: 400,
+      },
       { request: { method: 'GET', url: '/no/such/route', headers: {} }, status: 404 },
     ];
     for (const { request, status: expected } of cases) {
-      const response = await exercise(`fixed ${request.method} ${request.url.split('?')[0]!.slice(0, 80)}`, request);
+      const response = await exercise(
+        `fixed ${request.method} ${request.url.split('?')[0]!.slice(0, 80)}`,
+        request,
+      );
       if (expected !== undefined) {
-        await checked(`fixed ${request.method} ${request.url.split('?')[0]!.slice(0, 80)}`, response.statusCode, () =>
-          expect(response.statusCode, `${describeRequest(request)}\n→ ${response.body.slice(0, 300)}`).toBe(expected),
+        await checked(
+          `fixed ${request.method} ${request.url.split('?')[0]!.slice(0, 80)}`,
+          response.statusCode,
+          () =>
+            expect(response.statusCode, `${describeRequest(request)}\n→ ${response.body.slice(0, 300)}`).toBe(
+              expected,
+            ),
         );
       }
     }
@@ -942,9 +1500,20 @@ describe(`API fuzzing on ${databaseLabel}`, () => {
   it('every event the API accepted reaches the read models (no poisoned projection)', async () => {
     const head = await t.runtime.store.headPosition();
     const caughtUp = head === null || (await t.runtime.progress.waitFor(head, 5_000));
-    const { rows } = await sql<{ name: string; state: string; last_error: string | null; error_position: string | null; position: string | null }>`
-      select name, state, last_error, error_position, position from projection_checkpoints order by name`.execute(t.runtime.database.db);
-    expect(rows.filter((row) => row.state === 'failed' || row.last_error !== null), `projections that failed on an accepted event: ${JSON.stringify(rows)}`).toEqual([]);
+    const { rows } = await sql<{
+      name: string;
+      state: string;
+      last_error: string | null;
+      error_position: string | null;
+      position: string | null;
+    }>`
+      select name, state, last_error, error_position, position from projection_checkpoints order by name`.execute(
+      t.runtime.database.db,
+    );
+    expect(
+      rows.filter((row) => row.state === 'failed' || row.last_error !== null),
+      `projections that failed on an accepted event: ${JSON.stringify(rows)}`,
+    ).toEqual([]);
     expect(caughtUp, `the projections did not reach ${head} within 5 s: ${JSON.stringify(rows)}`).toBe(true);
   }, 30_000);
 });

@@ -25,26 +25,100 @@ let counter = 0;
 const ROUTES: RouteCase[] = [
   { name: 'list', method: 'GET', url: (o) => `/api/orgs/${o}/incidents`, allowed: ANY },
   { name: 'details', method: 'GET', url: (o, i) => `/api/orgs/${o}/incidents/${i}`, allowed: ANY },
-  { name: 'create', method: 'POST', url: (o) => `/api/orgs/${o}/incidents`, payload: () => validIncident, allowed: WRITERS },
-  { name: 'update', method: 'PATCH', url: (o, i) => `/api/orgs/${o}/incidents/${i}`, payload: () => ({ title: `Title ${++counter}` }), allowed: WRITERS },
-  { name: 'status', method: 'POST', url: (o, i) => `/api/orgs/${o}/incidents/${i}/status`, payload: () => ({ newStatus: 'INVESTIGATING' }), allowed: ['ORG_ADMIN', 'SRE_LEAD', 'ONCALL_ENGINEER'] },
-  { name: 'severity', method: 'POST', url: (o, i) => `/api/orgs/${o}/incidents/${i}/severity`, payload: () => ({ newSeverity: 'SEV1' }), allowed: ['ORG_ADMIN', 'SRE_LEAD'] },
-  { name: 'add tag', method: 'POST', url: (o, i) => `/api/orgs/${o}/incidents/${i}/tags`, payload: () => ({ tag: 'matrix' }), allowed: WRITERS },
-  { name: 'remove tag', method: 'DELETE', url: (o, i) => `/api/orgs/${o}/incidents/${i}/tags/matrix`, allowed: WRITERS },
-  { name: 'ticket', method: 'POST', url: (o, i) => `/api/orgs/${o}/incidents/${i}/tickets`, payload: () => ({ system: 'JIRA', key: 'OPS-7' }), allowed: WRITERS },
-  { name: 'action', method: 'POST', url: (o, i) => `/api/orgs/${o}/incidents/${i}/actions`, payload: () => ({ actionKind: 'NOTE', label: 'note' }), allowed: WRITERS },
-  { name: 'signal', method: 'POST', url: (o, i) => `/api/orgs/${o}/incidents/${i}/signals`, payload: () => ({ signalType: 'LOG', source: 'loki', summary: 'error burst' }), allowed: WRITERS },
+  {
+    name: 'create',
+    method: 'POST',
+    url: (o) => `/api/orgs/${o}/incidents`,
+    payload: () => validIncident,
+    allowed: WRITERS,
+  },
+  {
+    name: 'update',
+    method: 'PATCH',
+    url: (o, i) => `/api/orgs/${o}/incidents/${i}`,
+    payload: () => ({ title: `Title ${++counter}` }),
+    allowed: WRITERS,
+  },
+  {
+    name: 'status',
+    method: 'POST',
+    url: (o, i) => `/api/orgs/${o}/incidents/${i}/status`,
+    payload: () => ({ newStatus: 'INVESTIGATING' }),
+    allowed: ['ORG_ADMIN', 'SRE_LEAD', 'ONCALL_ENGINEER'],
+  },
+  {
+    name: 'severity',
+    method: 'POST',
+    url: (o, i) => `/api/orgs/${o}/incidents/${i}/severity`,
+    payload: () => ({ newSeverity: 'SEV1' }),
+    allowed: ['ORG_ADMIN', 'SRE_LEAD'],
+  },
+  {
+    name: 'add tag',
+    method: 'POST',
+    url: (o, i) => `/api/orgs/${o}/incidents/${i}/tags`,
+    payload: () => ({ tag: 'matrix' }),
+    allowed: WRITERS,
+  },
+  {
+    name: 'remove tag',
+    method: 'DELETE',
+    url: (o, i) => `/api/orgs/${o}/incidents/${i}/tags/matrix`,
+    allowed: WRITERS,
+  },
+  {
+    name: 'ticket',
+    method: 'POST',
+    url: (o, i) => `/api/orgs/${o}/incidents/${i}/tickets`,
+    payload: () => ({ system: 'JIRA', key: 'OPS-7' }),
+    allowed: WRITERS,
+  },
+  {
+    name: 'action',
+    method: 'POST',
+    url: (o, i) => `/api/orgs/${o}/incidents/${i}/actions`,
+    payload: () => ({ actionKind: 'NOTE', label: 'note' }),
+    allowed: WRITERS,
+  },
+  {
+    name: 'signal',
+    method: 'POST',
+    url: (o, i) => `/api/orgs/${o}/incidents/${i}/signals`,
+    payload: () => ({ signalType: 'LOG', source: 'loki', summary: 'error burst' }),
+    allowed: WRITERS,
+  },
   {
     name: 'slo violation',
     method: 'POST',
     url: (o, i) => `/api/orgs/${o}/incidents/${i}/slo-violations`,
-    payload: () => ({ sloId: 'availability', windowStart: '2030-01-01T00:00:00Z', windowEnd: '2030-01-01T00:05:00Z', errorBudgetConsumed: 0.1, thresholdBreached: false }),
+    payload: () => ({
+      sloId: 'availability',
+      windowStart: '2030-01-01T00:00:00Z',
+      windowEnd: '2030-01-01T00:05:00Z',
+      errorBudgetConsumed: 0.1,
+      thresholdBreached: false,
+    }),
     allowed: WRITERS,
   },
-  { name: 'incident events', method: 'GET', url: (o, i) => `/api/orgs/${o}/incidents/${i}/events`, allowed: ['ORG_ADMIN', 'SRE_LEAD', 'AUDITOR'] },
-  { name: 'org events', method: 'GET', url: (o) => `/api/orgs/${o}/events`, allowed: ['ORG_ADMIN', 'SRE_LEAD', 'AUDITOR'] },
+  {
+    name: 'incident events',
+    method: 'GET',
+    url: (o, i) => `/api/orgs/${o}/incidents/${i}/events`,
+    allowed: ['ORG_ADMIN', 'SRE_LEAD', 'AUDITOR'],
+  },
+  {
+    name: 'org events',
+    method: 'GET',
+    url: (o) => `/api/orgs/${o}/events`,
+    allowed: ['ORG_ADMIN', 'SRE_LEAD', 'AUDITOR'],
+  },
   { name: 'projections', method: 'GET', url: () => '/admin/projections', allowed: 'its_admin' },
-  { name: 'rebuild', method: 'POST', url: () => '/admin/projections/incidents/rebuild', allowed: 'its_admin' },
+  {
+    name: 'rebuild',
+    method: 'POST',
+    url: () => '/admin/projections/incidents/rebuild',
+    allowed: 'its_admin',
+  },
 ];
 
 describe(`authentication and authorization on ${databaseLabel}`, () => {
@@ -55,7 +129,12 @@ describe(`authentication and authorization on ${databaseLabel}`, () => {
   beforeAll(async () => {
     t = await startTestApp();
     org = freshOrg();
-    const created = await t.request({ method: 'POST', url: `/api/orgs/${org}/incidents`, token: t.token({ orgs: { [org]: ['ORG_ADMIN'] } }), payload: validIncident });
+    const created = await t.request({
+      method: 'POST',
+      url: `/api/orgs/${org}/incidents`,
+      token: t.token({ orgs: { [org]: ['ORG_ADMIN'] } }),
+      payload: validIncident,
+    });
     expect(created.statusCode).toBe(201);
     incidentId = created.json().incidentId;
   });
@@ -75,13 +154,34 @@ describe(`authentication and authorization on ${databaseLabel}`, () => {
       ['not bearer', { authorization: `Basic ${Buffer.from('a:b').toString('base64')}` }],
       ['empty bearer', { authorization: 'Bearer ' }],
       ['garbage', { authorization: 'Bearer not-a-jwt' }],
-      ['forged', { authorization: `Bearer ${signToken({ ...claims, exp: now() + 60 }, 'HS256', 'another-secret-of-enough-length')}` }],
-      ['alg none', { authorization: `Bearer ${encode({ alg: 'none', typ: 'JWT' })}.${encode({ ...claims, exp: now() + 60 })}.` }],
+      [
+        'forged',
+        {
+          authorization: `Bearer ${signToken({ ...claims, exp: now() + 60 }, 'HS256', 'another-secret-of-enough-length')}`,
+        },
+      ],
+      [
+        'alg none',
+        {
+          authorization: `Bearer ${encode({ alg: 'none', typ: 'JWT' })}.${encode({ ...claims, exp: now() + 60 })}.`,
+        },
+      ],
       ['expired', { authorization: `Bearer ${t.token({ ...claims, expiresIn: -60 })}` }],
       ['not yet valid', { authorization: `Bearer ${t.token({ ...claims, nbf: now() + 600 })}` }],
-      ['no orgs claim', { authorization: `Bearer ${signToken({ sub: 'x', exp: now() + 60 }, 'HS256', t.secret)}` }],
-      ['no sub', { authorization: `Bearer ${signToken({ orgs: claims.orgs, exp: now() + 60 }, 'HS256', t.secret)}` }],
-      ['tampered payload', { authorization: `Bearer ${t.token({ sub: 'x', orgs: {} }).replace(/\.[^.]+\./, `.${encode({ ...claims, exp: now() + 60 })}.`)}` }],
+      [
+        'no orgs claim',
+        { authorization: `Bearer ${signToken({ sub: 'x', exp: now() + 60 }, 'HS256', t.secret)}` },
+      ],
+      [
+        'no sub',
+        { authorization: `Bearer ${signToken({ orgs: claims.orgs, exp: now() + 60 }, 'HS256', t.secret)}` },
+      ],
+      [
+        'tampered payload',
+        {
+          authorization: `Bearer ${t.token({ sub: 'x', orgs: {} }).replace(/\.[^.]+\./, `.${encode({ ...claims, exp: now() + 60 })}.`)}`,
+        },
+      ],
     ];
     for (const [label, headers] of cases) {
       const response = await list(undefined, headers);
@@ -97,16 +197,38 @@ describe(`authentication and authorization on ${databaseLabel}`, () => {
     expectProblem(await list(t.token({ orgs: { [org]: ['VIEWER'] } })), 403, 'FORBIDDEN');
     const auditor = t.token({ orgs: { [org]: ['AUDITOR'] } });
     expect((await list(auditor)).statusCode).toBe(200);
-    expectProblem(await t.request({ method: 'POST', url: `/api/orgs/${org}/incidents`, token: auditor, payload: validIncident }), 403, 'FORBIDDEN');
+    expectProblem(
+      await t.request({
+        method: 'POST',
+        url: `/api/orgs/${org}/incidents`,
+        token: auditor,
+        payload: validIncident,
+      }),
+      403,
+      'FORBIDDEN',
+    );
     // Authorization comes before validation: a forbidden caller learns nothing about the schema.
-    expectProblem(await t.request({ method: 'POST', url: `/api/orgs/${org}/incidents`, token: auditor, payload: {} }), 403, 'FORBIDDEN');
+    expectProblem(
+      await t.request({ method: 'POST', url: `/api/orgs/${org}/incidents`, token: auditor, payload: {} }),
+      403,
+      'FORBIDDEN',
+    );
   });
 
   it('records the token’s actor type and subject on the events', async () => {
     const token = t.token({ sub: 'alertmanager', actor_type: 'INTEGRATION', orgs: { [org]: ['MEMBER'] } });
-    const response = await t.request({ method: 'POST', url: `/api/orgs/${org}/incidents/${incidentId}/signals`, token, payload: { signalType: 'ALERT', source: 'am', summary: 'firing' } });
+    const response = await t.request({
+      method: 'POST',
+      url: `/api/orgs/${org}/incidents/${incidentId}/signals`,
+      token,
+      payload: { signalType: 'ALERT', source: 'am', summary: 'firing' },
+    });
     expect(response.statusCode).toBe(200);
-    const events = await t.request({ method: 'GET', url: `/api/orgs/${org}/incidents/${incidentId}/events?direction=backwards&limit=1`, token: t.token({ orgs: { [org]: ['AUDITOR'] } }) });
+    const events = await t.request({
+      method: 'GET',
+      url: `/api/orgs/${org}/incidents/${incidentId}/events?direction=backwards&limit=1`,
+      token: t.token({ orgs: { [org]: ['AUDITOR'] } }),
+    });
     expect(events.json().events[0].metadata.actor).toEqual({ type: 'INTEGRATION', ref: 'alertmanager' });
   });
 
@@ -118,9 +240,21 @@ describe(`authentication and authorization on ${databaseLabel}`, () => {
         t.token({ sub: `as-${role}`, orgs: { [org]: [role] } }),
         (route) => (route.allowed !== 'its_admin' && route.allowed.includes(role) ? 200 : 403),
       ]),
-      ['its_admin', t.token({ sub: 'root', orgs: {}, its_admin: true }), (route) => (route.allowed === 'its_admin' ? 200 : 403)],
+      [
+        'its_admin',
+        t.token({ sub: 'root', orgs: {}, its_admin: true }),
+        (route) => (route.allowed === 'its_admin' ? 200 : 403),
+      ],
       ['no token', undefined, () => 401],
-      ['forged', signToken({ sub: 'x', orgs: { [org]: [...ROLES] }, its_admin: true, exp: now() + 60 }, 'HS256', randomBytes(32)), () => 401],
+      [
+        'forged',
+        signToken(
+          { sub: 'x', orgs: { [org]: [...ROLES] }, its_admin: true, exp: now() + 60 },
+          'HS256',
+          randomBytes(32),
+        ),
+        () => 401,
+      ],
       ['other org', t.token({ sub: 'stranger', orgs: { [otherOrg]: [...ROLES] } }), () => 403],
     ];
     const failures: string[] = [];
@@ -137,7 +271,10 @@ describe(`authentication and authorization on ${databaseLabel}`, () => {
         const want = expected(route);
         const got = response.statusCode;
         const ok = want === 200 ? got >= 200 && got < 300 : got === want;
-        if (!ok) failures.push(`${route.name} as ${label}: expected ${want}, got ${got} ${response.body.slice(0, 160)}`);
+        if (!ok)
+          failures.push(
+            `${route.name} as ${label}: expected ${want}, got ${got} ${response.body.slice(0, 160)}`,
+          );
       }
     }
     expect(failures).toEqual([]);
@@ -154,8 +291,16 @@ describe(`authentication and authorization on ${databaseLabel}`, () => {
     const app = buildApp(t.runtime, { logger: { level: 'trace', stream } });
     const token = t.token({ orgs: { [org]: ['MEMBER'] } });
     try {
-      await app.inject({ method: 'GET', url: `/api/orgs/${org}/incidents`, headers: { authorization: `Bearer ${token}` } });
-      await app.inject({ method: 'GET', url: `/api/orgs/${org}/incidents`, headers: { authorization: 'Bearer forged.token.value' } });
+      await app.inject({
+        method: 'GET',
+        url: `/api/orgs/${org}/incidents`,
+        headers: { authorization: `Bearer ${token}` },
+      });
+      await app.inject({
+        method: 'GET',
+        url: `/api/orgs/${org}/incidents`,
+        headers: { authorization: 'Bearer forged.token.value' },
+      });
     } finally {
       await app.close();
     }
@@ -166,17 +311,26 @@ describe(`authentication and authorization on ${databaseLabel}`, () => {
   });
 
   it('limits requests per token: 429 RATE_LIMITED with Retry-After, other tokens unaffected', async () => {
-    const limited = await startTestApp({ shareDatabaseOf: t, workers: false, env: { RATE_LIMIT_PER_MINUTE: '3' } });
+    const limited = await startTestApp({
+      shareDatabaseOf: t,
+      workers: false,
+      env: { RATE_LIMIT_PER_MINUTE: '3' },
+    });
     try {
       const token = limited.token({ sub: 'busy', orgs: { [org]: ['MEMBER'] } });
       for (let i = 0; i < 3; i++) {
-        expect((await limited.request({ method: 'GET', url: `/api/orgs/${org}/incidents`, token })).statusCode).toBe(200);
+        expect(
+          (await limited.request({ method: 'GET', url: `/api/orgs/${org}/incidents`, token })).statusCode,
+        ).toBe(200);
       }
       const refused = await limited.request({ method: 'GET', url: `/api/orgs/${org}/incidents`, token });
       expectProblem(refused, 429, 'RATE_LIMITED');
       expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
       const other = limited.token({ sub: 'calm', orgs: { [org]: ['MEMBER'] } });
-      expect((await limited.request({ method: 'GET', url: `/api/orgs/${org}/incidents`, token: other })).statusCode).toBe(200);
+      expect(
+        (await limited.request({ method: 'GET', url: `/api/orgs/${org}/incidents`, token: other }))
+          .statusCode,
+      ).toBe(200);
       expect((await limited.request({ method: 'GET', url: '/health/live' })).statusCode).toBe(200);
     } finally {
       await limited.cleanup();
@@ -193,18 +347,36 @@ describe(`authentication and authorization on ${databaseLabel}`, () => {
       const app = await startTestApp({
         shareDatabaseOf: t,
         workers: false,
-        env: { JWT_SECRET: '', JWT_PUBLIC_KEY: pem(rsa.publicKey), JWT_ISSUER: 'https://idp.example', JWT_AUDIENCE: 'its' },
+        env: {
+          JWT_SECRET: '',
+          JWT_PUBLIC_KEY: pem(rsa.publicKey),
+          JWT_ISSUER: 'https://idp.example',
+          JWT_AUDIENCE: 'its',
+        },
       });
       try {
-        const get = (token: string) => app.request({ method: 'GET', url: `/api/orgs/${org}/incidents`, token });
+        const get = (token: string) =>
+          app.request({ method: 'GET', url: `/api/orgs/${org}/incidents`, token });
         const good = { ...claims(), iss: 'https://idp.example', aud: 'its' };
         expect((await get(signToken(good, 'RS256', rsa.privateKey))).statusCode).toBe(200);
         // HS256 keyed with the public key text: the classic algorithm-confusion forgery.
         expectProblem(await get(signToken(good, 'HS256', pem(rsa.publicKey))), 401, 'UNAUTHENTICATED');
         expectProblem(await get(signToken(good, 'ES256', ec.privateKey)), 401, 'UNAUTHENTICATED');
-        expectProblem(await get(signToken(good, 'RS256', generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey)), 401, 'UNAUTHENTICATED');
-        expectProblem(await get(signToken({ ...good, iss: 'https://evil.example' }, 'RS256', rsa.privateKey)), 401, 'UNAUTHENTICATED');
-        expectProblem(await get(signToken({ ...good, aud: 'someone-else' }, 'RS256', rsa.privateKey)), 401, 'UNAUTHENTICATED');
+        expectProblem(
+          await get(signToken(good, 'RS256', generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey)),
+          401,
+          'UNAUTHENTICATED',
+        );
+        expectProblem(
+          await get(signToken({ ...good, iss: 'https://evil.example' }, 'RS256', rsa.privateKey)),
+          401,
+          'UNAUTHENTICATED',
+        );
+        expectProblem(
+          await get(signToken({ ...good, aud: 'someone-else' }, 'RS256', rsa.privateKey)),
+          401,
+          'UNAUTHENTICATED',
+        );
         expectProblem(await get(signToken(claims(), 'RS256', rsa.privateKey)), 401, 'UNAUTHENTICATED');
       } finally {
         await app.cleanup();
@@ -212,13 +384,22 @@ describe(`authentication and authorization on ${databaseLabel}`, () => {
     });
 
     it('accepts ES256 tokens of that key only', async () => {
-      const app = await startTestApp({ shareDatabaseOf: t, workers: false, env: { JWT_SECRET: '', JWT_PUBLIC_KEY: pem(ec.publicKey) } });
+      const app = await startTestApp({
+        shareDatabaseOf: t,
+        workers: false,
+        env: { JWT_SECRET: '', JWT_PUBLIC_KEY: pem(ec.publicKey) },
+      });
       try {
-        const get = (token: string) => app.request({ method: 'GET', url: `/api/orgs/${org}/incidents`, token });
+        const get = (token: string) =>
+          app.request({ method: 'GET', url: `/api/orgs/${org}/incidents`, token });
         expect((await get(signToken(claims(), 'ES256', ec.privateKey))).statusCode).toBe(200);
         expectProblem(await get(signToken(claims(), 'RS256', rsa.privateKey)), 401, 'UNAUTHENTICATED');
         expectProblem(await get(signToken(claims(), 'HS256', pem(ec.publicKey))), 401, 'UNAUTHENTICATED');
-        expectProblem(await get(signToken({ ...claims(), exp: now() - 5 }, 'ES256', ec.privateKey)), 401, 'UNAUTHENTICATED');
+        expectProblem(
+          await get(signToken({ ...claims(), exp: now() - 5 }, 'ES256', ec.privateKey)),
+          401,
+          'UNAUTHENTICATED',
+        );
       } finally {
         await app.cleanup();
       }

@@ -24,11 +24,21 @@ describe('inputs that would be stored and later bite', () => {
 
   it('refuses ticket links that are not http(s), so no javascript: URL is ever served back', async () => {
     for (const url of ['javascript:alert(1)', 'file:///etc/passwd', 'data:text/html,<script>1</script>']) {
-      const response = await t.request({ method: 'POST', url: `/api/orgs/${org}/incidents/${incident}/tickets`, token, payload: { system: 'JIRA', key: 'OPS-1', url } });
+      const response = await t.request({
+        method: 'POST',
+        url: `/api/orgs/${org}/incidents/${incident}/tickets`,
+        token,
+        payload: { system: 'JIRA', key: 'OPS-1', url },
+      });
       expect(response.statusCode, url).toBe(400);
       expect(response.json().code).toBe('VALIDATION_FAILED');
     }
-    const ok = await t.request({ method: 'POST', url: `/api/orgs/${org}/incidents/${incident}/tickets`, token, payload: { system: 'JIRA', key: 'OPS-1', url: 'https://jira.example.com/browse/OPS-1' } });
+    const ok = await t.request({
+      method: 'POST',
+      url: `/api/orgs/${org}/incidents/${incident}/tickets`,
+      token,
+      payload: { system: 'JIRA', key: 'OPS-1', url: 'https://jira.example.com/browse/OPS-1' },
+    });
     expect(ok.statusCode).toBe(200);
   });
 

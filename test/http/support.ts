@@ -5,8 +5,21 @@ import { expect } from 'vitest';
 export function expectProblem(response: LightMyRequestResponse, status: number, code: string) {
   expect(response.statusCode, response.body).toBe(status);
   expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
-  const body = response.json<{ type: string; title: string; status: number; code: string; detail: string; errors?: { path: string; message: string }[] }>();
-  expect(body).toMatchObject({ status, code, type: expect.any(String), title: expect.any(String), detail: expect.any(String) });
+  const body = response.json<{
+    type: string;
+    title: string;
+    status: number;
+    code: string;
+    detail: string;
+    errors?: { path: string; message: string }[];
+  }>();
+  expect(body).toMatchObject({
+    status,
+    code,
+    type: expect.any(String),
+    title: expect.any(String),
+    detail: expect.any(String),
+  });
   expect(response.body).not.toMatch(/\n\s+at /); // never a stack trace
   return body;
 }

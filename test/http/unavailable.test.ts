@@ -18,7 +18,11 @@ describe('with PostgreSQL unreachable (a dead port)', () => {
   let t: TestApp;
   beforeAll(async () => {
     // Port 1: nothing listens, so every connection attempt is refused at once.
-    t = await startTestApp({ configuredDatabase: true, workers: false, env: { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/its' } });
+    t = await startTestApp({
+      configuredDatabase: true,
+      workers: false,
+      env: { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/its' },
+    });
   });
   afterAll(async () => {
     await t?.cleanup();
@@ -31,7 +35,11 @@ describe('with PostgreSQL unreachable (a dead port)', () => {
       { method: 'GET' as const, url: `/api/orgs/${org}/incidents` },
       { method: 'GET' as const, url: `/api/orgs/${org}/incidents/inc_0123456789` },
       { method: 'POST' as const, url: `/api/orgs/${org}/incidents`, payload: validIncident },
-      { method: 'POST' as const, url: `/api/orgs/${org}/incidents/inc_0123456789/status`, payload: { newStatus: 'RESOLVED' } },
+      {
+        method: 'POST' as const,
+        url: `/api/orgs/${org}/incidents/inc_0123456789/status`,
+        payload: { newStatus: 'RESOLVED' },
+      },
       { method: 'GET' as const, url: `/api/orgs/${org}/incidents/inc_0123456789/events` },
       { method: 'GET' as const, url: `/api/orgs/${org}/events` },
     ];
@@ -45,7 +53,11 @@ describe('with PostgreSQL unreachable (a dead port)', () => {
   it('reports not ready (503) while staying live', async () => {
     const ready = await timed(() => t.request({ method: 'GET', url: '/health/ready' }));
     expect(ready.statusCode).toBe(503);
-    expect(ready.json()).toMatchObject({ status: 'unavailable', database: { status: 'down' }, eventStore: { status: 'down' } });
+    expect(ready.json()).toMatchObject({
+      status: 'unavailable',
+      database: { status: 'down' },
+      eventStore: { status: 'down' },
+    });
     expect((await t.request({ method: 'GET', url: '/health/live' })).statusCode).toBe(200);
   });
 });
@@ -57,9 +69,18 @@ describe(`without projection workers, then without a database (${databaseLabel})
     const token = t.token({ orgs: { [org]: ['ORG_ADMIN'] } });
     try {
       // Nothing projects here: the write lands, but the wait for its projection times out.
-      const created = await t.request({ method: 'POST', url: `/api/orgs/${org}/incidents`, token, payload: validIncident });
+      const created = await t.request({
+        method: 'POST',
+        url: `/api/orgs/${org}/incidents`,
+        token,
+        payload: validIncident,
+      });
       expect(created.statusCode).toBe(202);
-      expect(created.json()).toEqual({ incidentId: expect.stringMatching(/^inc_/), version: 0, position: expect.any(String) });
+      expect(created.json()).toEqual({
+        incidentId: expect.stringMatching(/^inc_/),
+        version: 0,
+        position: expect.any(String),
+      });
       expect(created.headers.etag).toBe('"0"');
       expect(created.headers.location).toBe(`/api/orgs/${org}/incidents/${created.json().incidentId}`);
       const incidentUrl = `/api/orgs/${org}/incidents/${created.json().incidentId}`;
@@ -83,10 +104,17 @@ describe(`without projection workers, then without a database (${databaseLabel})
       const app = buildApp(t.runtime, { logger: false });
       try {
         await t.database.database.close();
-        const inject = (options: { method: 'GET' | 'POST'; url: string; payload?: Record<string, unknown> }) =>
-          timed(() => app.inject({ ...options, headers: { authorization: `Bearer ${token}` } }));
+        const inject = (options: {
+          method: 'GET' | 'POST';
+          url: string;
+          payload?: Record<string, unknown>;
+        }) => timed(() => app.inject({ ...options, headers: { authorization: `Bearer ${token}` } }));
         expectProblem(await inject({ method: 'GET', url: `/api/orgs/${org}/incidents` }), 503, 'UNAVAILABLE');
-        expectProblem(await inject({ method: 'POST', url: `${incidentUrl}/tags`, payload: { tag: 'late' } }), 503, 'UNAVAILABLE');
+        expectProblem(
+          await inject({ method: 'POST', url: `${incidentUrl}/tags`, payload: { tag: 'late' } }),
+          503,
+          'UNAVAILABLE',
+        );
         expect((await inject({ method: 'GET', url: '/health/ready' })).statusCode).toBe(503);
       } finally {
         await app.close();

@@ -11,8 +11,12 @@ import { appendLog, countEvents, dumpReadModels, generateLog, waitForCheckpoints
 async function output(command: () => Promise<void>): Promise<{ stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((stderr += String(chunk)), true));
+  const out = vi
+    .spyOn(process.stdout, 'write')
+    .mockImplementation((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));
+  const err = vi
+    .spyOn(process.stderr, 'write')
+    .mockImplementation((chunk: string | Uint8Array) => ((stderr += String(chunk)), true));
   try {
     await command();
   } finally {
@@ -48,14 +52,20 @@ describe(`the projection CLI commands on ${databaseLabel}`, () => {
     const { stdout } = await output(() => runStatusCommand({ database: test.database, store }));
     const lines = stdout.trim().split('\n');
     expect(lines[0]).toMatch(/^PROJECTION\s+STATE\s+POSITION\s+LAG\s+LAG \(s\)\s+PROCESSED\s+LAST ERROR$/);
-    expect(lines.slice(1).map((line) => line.split(/\s+/).slice(0, 2))).toEqual(PROJECTION_NAMES.map((name) => [name, 'running']));
+    expect(lines.slice(1).map((line) => line.split(/\s+/).slice(0, 2))).toEqual(
+      PROJECTION_NAMES.map((name) => [name, 'running']),
+    );
     expect(process.exitCode).toBeUndefined();
   });
 
   it('rebuild runs through this process’s leader and reports plain lines off a terminal', async () => {
     const before = await dumpReadModels(test.database);
-    const { stdout } = await output(() => runRebuildCommand({ database: test.database, store }, ['incidents', 'actions']));
-    expect(stdout).toMatch(new RegExp(`incidents, actions: ${total}/${total} events \\(100%\\), \\d+ events/s, ETA 0s`));
+    const { stdout } = await output(() =>
+      runRebuildCommand({ database: test.database, store }, ['incidents', 'actions']),
+    );
+    expect(stdout).toMatch(
+      new RegExp(`incidents, actions: ${total}/${total} events \\(100%\\), \\d+ events/s, ETA 0s`),
+    );
     expect(stdout).toContain('incidents: rebuilt\n');
     expect(stdout).toContain('actions: rebuilt\n');
     expect(await dumpReadModels(test.database)).toEqual(before);
@@ -64,9 +74,13 @@ describe(`the projection CLI commands on ${databaseLabel}`, () => {
 
   it('rebuild asks the leader in another process, and follows it to the end', async () => {
     // Another process: on a server a second pool (its own sessions); on PGlite a handle that never gets the lock.
-    const elsewhere: Database = test.url ? openPostgres(test.url) : { ...test.database, tryLock: async () => null };
+    const elsewhere: Database = test.url
+      ? openPostgres(test.url)
+      : { ...test.database, tryLock: async () => null };
     try {
-      const { stdout } = await output(() => runRebuildCommand({ database: elsewhere, store: new PostgresEventStore(elsewhere) }, ['signals']));
+      const { stdout } = await output(() =>
+        runRebuildCommand({ database: elsewhere, store: new PostgresEventStore(elsewhere) }, ['signals']),
+      );
       expect(stdout).toContain('signals: another process leads it; asked it to rebuild\n');
       expect(stdout).toContain('signals: rebuilt by its leader\n');
       expect(process.exitCode).toBeUndefined();

@@ -3,11 +3,22 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresEventStore } from '../../src/eventstore/postgres/index.ts';
 import { PROJECTION_NAMES, rebuildProjection } from '../../projections/index.ts';
 import { openTestDatabase, serverUrl, type TestDatabase } from '../support/database.ts';
-import { appendLog, countEvents, createAuditTable, dumpReadModels, generateLog, seededRandom, waitForCheckpoints } from './fixtures.ts';
+import {
+  appendLog,
+  countEvents,
+  createAuditTable,
+  dumpReadModels,
+  generateLog,
+  seededRandom,
+  waitForCheckpoints,
+} from './fixtures.ts';
 import { eventsProcessed, expectEachEventAppliedOnce, killAllWorkers, spawnWorker } from './processes.ts';
 
 const ALL = [...PROJECTION_NAMES, 'audit'];
-if (!serverUrl) console.warn('projection crash test: SKIPPED (DATABASE_URL is not set; PGlite cannot be shared between processes)');
+if (!serverUrl)
+  console.warn(
+    'projection crash test: SKIPPED (DATABASE_URL is not set; PGlite cannot be shared between processes)',
+  );
 
 describe.skipIf(!serverUrl)('projection workers in separate processes, killed with SIGKILL', () => {
   let test: TestDatabase;
@@ -37,18 +48,30 @@ describe.skipIf(!serverUrl)('projection workers in separate processes, killed wi
     const total = countEvents(log);
     for (let round = 0; round < 4; round++) {
       // Kill when the audit projection has passed one of the next few hundred events, give or take a few ms.
-      const audit = await test.database.db.selectFrom('projection_checkpoints').select('position').where('name', '=', 'audit').executeTakeFirst();
-      const ahead = await store.readAll({ fromPosition: audit?.position ?? null, streamPrefix: 'incident-', limit: 400 });
+      const audit = await test.database.db
+        .selectFrom('projection_checkpoints')
+        .select('position')
+        .where('name', '=', 'audit')
+        .executeTakeFirst();
+      const ahead = await store.readAll({
+        fromPosition: audit?.position ?? null,
+        streamPrefix: 'incident-',
+        limit: 400,
+      });
       const worker = spawnWorker(test.url!, 10 + random.int(60));
       await worker.waitForLine((line) => line.msg === 'leading projection' && line.projection === 'audit');
-      if (ahead.length > 0) await waitForCheckpoints(test.database, ahead[random.int(ahead.length)]!.position, ['audit']);
+      if (ahead.length > 0)
+        await waitForCheckpoints(test.database, ahead[random.int(ahead.length)]!.position, ['audit']);
       await new Promise((resolve) => setTimeout(resolve, random.int(40)));
       await worker.kill('SIGKILL');
       killedAt.push((await eventsProcessed(test.database, ALL)).audit! - processedBefore.audit!);
     }
     const head = await appending;
     // At least some kills must have landed mid-log, or this test proves nothing.
-    expect(killedAt.filter((processed) => processed > 0 && processed < total).length, `seed ${seed}, killed at ${killedAt.join(', ')}`).toBeGreaterThan(0);
+    expect(
+      killedAt.filter((processed) => processed > 0 && processed < total).length,
+      `seed ${seed}, killed at ${killedAt.join(', ')}`,
+    ).toBeGreaterThan(0);
 
     const last = spawnWorker(test.url!, 100);
     try {

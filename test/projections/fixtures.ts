@@ -45,13 +45,32 @@ export interface PlannedAppend {
 
 // Awkward ones among them: quotes, backslashes, braces, commas, NULL and non-ASCII must survive
 // the way rows are written (array literals, text arrays) byte for byte.
-const TAGS = ['latency', 'db', 'customer-facing', 'infra/network', 'p0', 'regional', 'say "hi"', 'back\\slash', '{braces},comma', 'NULL', 'ünïcødé ✓'];
+const TAGS = [
+  'latency',
+  'db',
+  'customer-facing',
+  'infra/network',
+  'p0',
+  'regional',
+  'say "hi"',
+  'back\\slash',
+  '{braces},comma',
+  'NULL',
+  'ünïcødé ✓',
+];
 const TICKETS = [
   { system: 'JIRA', key: 'OPS-1' },
   { system: 'JIRA', key: 'OPS-2' },
   { system: 'PAGERDUTY', key: 'PD-77' },
 ];
-const CORRELATION_KEYS = ['checkout:5xx', 'db:replica-lag', 'edge:tls', 'queue:backlog', 'null', 'a,b {c} "d" \\e'];
+const CORRELATION_KEYS = [
+  'checkout:5xx',
+  'db:replica-lag',
+  'edge:tls',
+  'queue:backlog',
+  'null',
+  'a,b {c} "d" \\e',
+];
 const ACTORS = [
   { type: 'USER', ref: 'alice' },
   { type: 'USER', ref: 'bob' },
@@ -74,8 +93,14 @@ function randomCommand(random: Random, state: NonNullable<IncidentState>, at: nu
       const changes = random.pick([
         { title: `Retitled ${random.int(1000)}` },
         { description: random.chance(0.5) ? null : `details ${random.int(1000)}` },
-        { serviceName: random.pick(['checkout', 'payments', 'search']), environment: random.pick(['production', 'staging']) },
-        { runbookPath: random.chance(0.5) ? null : `runbooks/${random.int(10)}.md`, detectedBy: random.chance(0.5) ? null : 'synthetics' },
+        {
+          serviceName: random.pick(['checkout', 'payments', 'search']),
+          environment: random.pick(['production', 'staging']),
+        },
+        {
+          runbookPath: random.chance(0.5) ? null : `runbooks/${random.int(10)}.md`,
+          detectedBy: random.chance(0.5) ? null : 'synthetics',
+        },
         { projectId: random.pick(['payments', 'platform']) },
       ]);
       return { type: 'UpdateIncident', changes };
@@ -86,9 +111,15 @@ function randomCommand(random: Random, state: NonNullable<IncidentState>, at: nu
     case 3:
       return { type: 'ChangeSeverity', newSeverity: random.pick(Severity.options), ...reason };
     case 4:
-      return random.chance(0.6) ? { type: 'AddTag', tag: random.pick(TAGS) } : { type: 'RemoveTag', tag: random.pick(state.tags.length ? state.tags : TAGS) };
+      return random.chance(0.6)
+        ? { type: 'AddTag', tag: random.pick(TAGS) }
+        : { type: 'RemoveTag', tag: random.pick(state.tags.length ? state.tags : TAGS) };
     case 5:
-      return { type: 'LinkTicket', ...random.pick(TICKETS), ...(random.chance(0.5) ? { url: `https://tickets.example/${random.int(100)}` } : {}) };
+      return {
+        type: 'LinkTicket',
+        ...random.pick(TICKETS),
+        ...(random.chance(0.5) ? { url: `https://tickets.example/${random.int(100)}` } : {}),
+      };
     case 6:
     case 7:
       return {
@@ -99,13 +130,31 @@ function randomCommand(random: Random, state: NonNullable<IncidentState>, at: nu
         summary: `signal ${random.int(10_000)}`,
         ...(random.chance(0.6) ? { correlationKey: random.pick(CORRELATION_KEYS) } : {}),
         ...(random.chance(0.3) ? { traceId: `trace-${random.int(1e6)}` } : {}),
-        ...(random.chance(0.4) ? { data: { value: random.int(1000), labels: { region: random.pick(['eu', 'us']) }, ok: random.chance(0.5) } } : {}),
+        ...(random.chance(0.4)
+          ? {
+              data: {
+                value: random.int(1000),
+                labels: { region: random.pick(['eu', 'us']) },
+                ok: random.chance(0.5),
+              },
+            }
+          : {}),
         // Sub-millisecond and offset times: the projection must store them the same on every replay.
-        ts: random.chance(0.3) ? `${new Date(at).toISOString().slice(0, -1)}${random.int(1000)}Z` : random.chance(0.5) ? withOffset(at, 120) : new Date(at).toISOString(),
+        ts: random.chance(0.3)
+          ? `${new Date(at).toISOString().slice(0, -1)}${random.int(1000)}Z`
+          : random.chance(0.5)
+            ? withOffset(at, 120)
+            : new Date(at).toISOString(),
       };
     case 8: {
       const actionKind = random.pick(ClientActionKind.options);
-      return { type: 'RecordAction', actionId: `act_${randomUUID()}`, actionKind, label: `${actionKind.toLowerCase()} ${random.int(100)}`, ...(random.chance(0.5) ? { details: 'ran it' } : {}) };
+      return {
+        type: 'RecordAction',
+        actionId: `act_${randomUUID()}`,
+        actionKind,
+        label: `${actionKind.toLowerCase()} ${random.int(100)}`,
+        ...(random.chance(0.5) ? { details: 'ran it' } : {}),
+      };
     }
     default:
       return {
@@ -125,7 +174,12 @@ function randomCommand(random: Random, state: NonNullable<IncidentState>, at: nu
  * A varied, valid event log: incidents of the given orgs, each driven by random commands through
  * the domain's decide (so every lifecycle is legal), appended in interleaved chunks of 1-4 commands.
  */
-export function generateLog(options: { seed: number; orgs: string[]; incidents: number; events: number }): PlannedAppend[] {
+export function generateLog(options: {
+  seed: number;
+  orgs: string[];
+  incidents: number;
+  events: number;
+}): PlannedAppend[] {
   const random = seededRandom(options.seed);
   const incidents = Array.from({ length: options.incidents }, (_, index) => ({
     orgId: options.orgs[index % options.orgs.length]!,
@@ -147,13 +201,17 @@ export function generateLog(options: { seed: number; orgs: string[]; incidents: 
               type: 'CreateIncident',
               incidentId: incident.incidentId,
               projectId: 'payments',
-              title: random.chance(0.1) ? `Incident\t"${random.int(1e6)}"\nsecond line \\ {x}` : `Incident ${random.int(1e6)}`,
+              title: random.chance(0.1)
+                ? `Incident\t"${random.int(1e6)}"\nsecond line \\ {x}`
+                : `Incident ${random.int(1e6)}`,
               serviceName: 'checkout',
               severity: random.pick(Severity.options),
               environment: 'production',
               tags: random.chance(0.5) ? [random.pick(TAGS), random.pick(TAGS)] : [],
               ...(random.chance(0.5) ? { initialCorrelationKey: random.pick(CORRELATION_KEYS) } : {}),
-              ...(random.chance(0.3) ? { description: 'it is slow', detectedBy: 'synthetics', runbookPath: 'runbooks/latency.md' } : {}),
+              ...(random.chance(0.3)
+                ? { description: 'it is slow', detectedBy: 'synthetics', runbookPath: 'runbooks/latency.md' }
+                : {}),
             }
           : randomCommand(random, incident.state, clock);
       let decided: IncidentEvent[];
@@ -181,7 +239,11 @@ export function generateLog(options: { seed: number; orgs: string[]; incidents: 
       }
     }
     if (events.length === 0) continue;
-    appends.push({ streamName: incidentStreamName(incident.orgId, incident.incidentId), expected: incident.version === -1 ? 'no_stream' : incident.version, events });
+    appends.push({
+      streamName: incidentStreamName(incident.orgId, incident.incidentId),
+      expected: incident.version === -1 ? 'no_stream' : incident.version,
+      events,
+    });
     incident.version += events.length;
     total += events.length;
   }
@@ -189,7 +251,10 @@ export function generateLog(options: { seed: number; orgs: string[]; incidents: 
 }
 
 /** Appends a planned log in order; returns the position of its last event. */
-export async function appendLog(store: EventStore, appends: readonly PlannedAppend[]): Promise<string | null> {
+export async function appendLog(
+  store: EventStore,
+  appends: readonly PlannedAppend[],
+): Promise<string | null> {
   let position: string | null = null;
   for (const append of appends) {
     ({ position } = await store.append(append.streamName, append.events, append.expected));
@@ -208,9 +273,14 @@ export async function dumpReadModels(database: Database): Promise<Record<string,
   return dump;
 }
 
-export async function dumpTable(database: Database, projector: Pick<Projector, 'table' | 'keyColumns'>): Promise<string> {
+export async function dumpTable(
+  database: Database,
+  projector: Pick<Projector, 'table' | 'keyColumns'>,
+): Promise<string> {
   const order = sql.join(projector.keyColumns.map((column) => sql.ref(`t.${column}`)));
-  const { rows } = await sql<{ row: string }>`select t::text as row from ${sql.table(projector.table)} t order by ${order}`.execute(database.db);
+  const { rows } = await sql<{
+    row: string;
+  }>`select t::text as row from ${sql.table(projector.table)} t order by ${order}`.execute(database.db);
   return rows.map(({ row }) => row).join('\n');
 }
 
@@ -228,15 +298,23 @@ export const auditProjector: Projector<{ event_id: string; applied: number }> = 
 };
 
 export async function createAuditTable(database: Database): Promise<void> {
-  await sql`create table if not exists projection_audit (event_id text primary key, applied integer not null)`.execute(database.db);
+  await sql`create table if not exists projection_audit (event_id text primary key, applied integer not null)`.execute(
+    database.db,
+  );
 }
 
 /** Waits, on the projections' own progress notices, until every named checkpoint reaches `position`. */
-export async function waitForCheckpoints(database: Database, position: string | null, names: readonly string[] = [...PROJECTORS.keys()], timeoutMs = 30_000): Promise<void> {
+export async function waitForCheckpoints(
+  database: Database,
+  position: string | null,
+  names: readonly string[] = [...PROJECTORS.keys()],
+  timeoutMs = 30_000,
+): Promise<void> {
   if (position === null) return;
   const progress = new ProjectionProgress(database, names);
   try {
-    if (!(await progress.waitFor(position, timeoutMs))) throw new Error(`projections ${names.join(', ')} did not reach ${position} within ${timeoutMs} ms`);
+    if (!(await progress.waitFor(position, timeoutMs)))
+      throw new Error(`projections ${names.join(', ')} did not reach ${position} within ${timeoutMs} ms`);
   } finally {
     await progress.stop();
   }

@@ -14,7 +14,10 @@ export interface WorkerProcess {
   /** Parsed log lines so far. */
   lines: Record<string, unknown>[];
   /** Resolves with the first line (already seen or to come) that matches. */
-  waitForLine(match: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  waitForLine(
+    match: (line: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>;
   /** The projections this process has taken the lead of, in order. */
   led(): string[];
   exited: Promise<number | null>;
@@ -30,7 +33,10 @@ export function killAllWorkers(): void {
 
 /** Starts `worker-process.ts` on the server database at `url`. */
 export function spawnWorker(url: string, batchSize: number): WorkerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, url, String(batchSize)], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', script, url, String(batchSize)], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   running.add(child);
   child.once('exit', () => running.delete(child));
   const lines: Record<string, unknown>[] = [];
@@ -70,18 +76,27 @@ export function spawnWorker(url: string, batchSize: number): WorkerProcess {
           } else if (done) {
             waiters.delete(check);
             clearTimeout(timer);
-            reject(new Error(`worker ${child.pid} exited before the expected line; stderr: ${stderr.slice(-2000)}`));
+            reject(
+              new Error(
+                `worker ${child.pid} exited before the expected line; stderr: ${stderr.slice(-2000)}`,
+              ),
+            );
           }
         };
         const timer = setTimeout(() => {
           waiters.delete(check);
-          reject(new Error(`worker ${child.pid}: no expected line within ${timeoutMs} ms; stderr: ${stderr.slice(-2000)}`));
+          reject(
+            new Error(
+              `worker ${child.pid}: no expected line within ${timeoutMs} ms; stderr: ${stderr.slice(-2000)}`,
+            ),
+          );
         }, timeoutMs);
         waiters.add(check);
         check();
       });
     },
-    led: () => lines.filter((line) => line.msg === 'leading projection').map((line) => String(line.projection)),
+    led: () =>
+      lines.filter((line) => line.msg === 'leading projection').map((line) => String(line.projection)),
     exited,
     async kill(signal) {
       if (!done) child.kill(signal);
@@ -91,17 +106,35 @@ export function spawnWorker(url: string, batchSize: number): WorkerProcess {
 }
 
 /** Each named projection's events_processed. */
-export async function eventsProcessed(database: Database, names: readonly string[]): Promise<Record<string, number>> {
-  const rows = await database.db.selectFrom('projection_checkpoints').select(['name', 'events_processed']).where('name', 'in', names).execute();
-  return Object.fromEntries(names.map((name) => [name, Number(rows.find((row) => row.name === name)?.events_processed ?? 0)]));
+export async function eventsProcessed(
+  database: Database,
+  names: readonly string[],
+): Promise<Record<string, number>> {
+  const rows = await database.db
+    .selectFrom('projection_checkpoints')
+    .select(['name', 'events_processed'])
+    .where('name', 'in', names)
+    .execute();
+  return Object.fromEntries(
+    names.map((name) => [name, Number(rows.find((row) => row.name === name)?.events_processed ?? 0)]),
+  );
 }
 
 /** The audit projection applied each of the log's events exactly once, and every projection counted each once. */
-export async function expectEachEventAppliedOnce(database: Database, log: readonly PlannedAppend[], names: readonly string[], processedBefore: Record<string, number>): Promise<void> {
+export async function expectEachEventAppliedOnce(
+  database: Database,
+  log: readonly PlannedAppend[],
+  names: readonly string[],
+  processedBefore: Record<string, number>,
+): Promise<void> {
   const ids = log.flatMap((append) => append.events.map((event) => event.eventId));
   const { rows } = await sql<{ events: string; least: number; most: number }>`
-    select count(*) as events, min(applied) as least, max(applied) as most from projection_audit where event_id = any(${ids}::text[])`.execute(database.db);
+    select count(*) as events, min(applied) as least, max(applied) as most from projection_audit where event_id = any(${ids}::text[])`.execute(
+    database.db,
+  );
   expect(rows[0]).toEqual({ events: String(ids.length), least: 1, most: 1 });
   const after = await eventsProcessed(database, names);
-  expect(Object.fromEntries(names.map((name) => [name, after[name]! - processedBefore[name]!]))).toEqual(Object.fromEntries(names.map((name) => [name, ids.length])));
+  expect(Object.fromEntries(names.map((name) => [name, after[name]! - processedBefore[name]!]))).toEqual(
+    Object.fromEntries(names.map((name) => [name, ids.length])),
+  );
 }

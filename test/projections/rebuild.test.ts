@@ -3,7 +3,13 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresEventStore } from '../../src/eventstore/postgres/index.ts';
 import { PROJECTORS } from '../../projections/catalog.ts';
-import { PROJECTION_NAMES, rebuildProjection, requestRebuild, startProjectionWorkers, type ProjectionWorkers } from '../../projections/index.ts';
+import {
+  PROJECTION_NAMES,
+  rebuildProjection,
+  requestRebuild,
+  startProjectionWorkers,
+  type ProjectionWorkers,
+} from '../../projections/index.ts';
 import { databaseLabel, openTestDatabase, type TestDatabase } from '../support/database.ts';
 import { appendLog, countEvents, dumpReadModels, generateLog, waitForCheckpoints } from './fixtures.ts';
 
@@ -33,7 +39,11 @@ describe(`rebuilding projections while they serve, on ${databaseLabel}`, () => {
         const answer: Record<string, number> = {};
         for (const table of tables) {
           try {
-            const { rows } = await sql<{ count: string | number }>`select count(*) as count from ${sql.table(table)} where org_id in (${sql.join(orgs)})`.execute(test.database.db);
+            const { rows } = await sql<{
+              count: string | number;
+            }>`select count(*) as count from ${sql.table(table)} where org_id in (${sql.join(orgs)})`.execute(
+              test.database.db,
+            );
             answer[table] = Number(rows[0]!.count);
           } catch (error) {
             errors.push(error);
@@ -66,13 +76,27 @@ describe(`rebuilding projections while they serve, on ${databaseLabel}`, () => {
     const readers = keepReading(orgs);
     const progress: [number, number][] = [];
     try {
-      await Promise.all(PROJECTION_NAMES.map((name) => rebuildProjection({ database: test.database, store, name, onProgress: (done, total) => progress.push([done, total]) })));
+      await Promise.all(
+        PROJECTION_NAMES.map((name) =>
+          rebuildProjection({
+            database: test.database,
+            store,
+            name,
+            onProgress: (done, total) => progress.push([done, total]),
+          }),
+        ),
+      );
     } finally {
       await readers.stop();
     }
 
     expect(readers.errors).toEqual([]);
-    const expected = Object.fromEntries(tables.map((table) => [table, before[table]!.split('\n').filter((line) => orgs.some((org) => line.includes(org))).length]));
+    const expected = Object.fromEntries(
+      tables.map((table) => [
+        table,
+        before[table]!.split('\n').filter((line) => orgs.some((org) => line.includes(org))).length,
+      ]),
+    );
     expect(readers.counts.length).toBeGreaterThan(1);
     for (const answer of readers.counts) expect(answer).toEqual(expected);
     expect(await dumpReadModels(test.database)).toEqual(before);
@@ -85,7 +109,11 @@ describe(`rebuilding projections while they serve, on ${databaseLabel}`, () => {
       expect(checkpoint.rebuilt_at).not.toBeNull();
     }
     // The swapped-in tables carry the migration's index names, so rebuilds never make the schema drift.
-    const { rows: indexes } = await sql<{ indexname: string }>`select indexname from pg_indexes where tablename = 'incidents' order by indexname`.execute(test.database.db);
+    const { rows: indexes } = await sql<{
+      indexname: string;
+    }>`select indexname from pg_indexes where tablename = 'incidents' order by indexname`.execute(
+      test.database.db,
+    );
     expect(indexes.map((index) => index.indexname)).toContain('incidents_pkey');
     expect(indexes.map((index) => index.indexname)).toContain('incidents_tags');
     expect(indexes.map((index) => index.indexname).filter((name) => name.includes('rebuild'))).toEqual([]);
@@ -111,7 +139,11 @@ describe(`rebuilding projections while they serve, on ${databaseLabel}`, () => {
 
     for (const name of PROJECTION_NAMES) await rebuildProjection({ database: test.database, store, name });
     expect(await dumpReadModels(test.database)).toEqual(live);
-    const pending = await test.database.db.selectFrom('projection_checkpoints').select('name').where('rebuild_requested_at', 'is not', null).execute();
+    const pending = await test.database.db
+      .selectFrom('projection_checkpoints')
+      .select('name')
+      .where('rebuild_requested_at', 'is not', null)
+      .execute();
     expect(pending).toEqual([]);
   });
 });

@@ -21,11 +21,23 @@ describe(`replaying the incident log on ${databaseLabel}`, () => {
       await waitForCheckpoints(test.database, head);
 
       // The rows served are what the pure projectors make of the events (ids, times and order included).
-      const events = (await store.readAll({ streamPrefix: 'incident-', limit: 10_000 })).map(toProjectedEvent);
+      const events = (await store.readAll({ streamPrefix: 'incident-', limit: 10_000 })).map(
+        toProjectedEvent,
+      );
       for (const projector of PROJECTORS.values()) {
         const order = sql.join(projector.keyColumns.map((column) => sql.ref(column)));
-        const { rows } = await sql<Row>`select * from ${sql.table(projector.table)} where org_id in (${sql.join(orgs)}) order by ${order}`.execute(test.database.db);
-        const served = rows.map((row) => Object.fromEntries(Object.entries(row).map(([column, value]) => [column, value instanceof Date ? value.toISOString() : value])));
+        const { rows } =
+          await sql<Row>`select * from ${sql.table(projector.table)} where org_id in (${sql.join(orgs)}) order by ${order}`.execute(
+            test.database.db,
+          );
+        const served = rows.map((row) =>
+          Object.fromEntries(
+            Object.entries(row).map(([column, value]) => [
+              column,
+              value instanceof Date ? value.toISOString() : value,
+            ]),
+          ),
+        );
         expect(served, `${projector.table} (seed ${seed})`).toEqual(projectEvents(projector, events));
       }
 
@@ -37,9 +49,20 @@ describe(`replaying the incident log on ${databaseLabel}`, () => {
       expect(first).toEqual(live);
       expect(second).toEqual(first);
 
-      const checkpoints = await test.database.db.selectFrom('projection_checkpoints').select(['name', 'position', 'events_processed', 'state']).orderBy('name').execute();
-      expect(checkpoints.map((checkpoint) => ({ ...checkpoint, events_processed: Number(checkpoint.events_processed) }))).toEqual(
-        [...PROJECTION_NAMES].sort().map((name) => ({ name, position: head, events_processed: countEvents(log), state: 'running' })),
+      const checkpoints = await test.database.db
+        .selectFrom('projection_checkpoints')
+        .select(['name', 'position', 'events_processed', 'state'])
+        .orderBy('name')
+        .execute();
+      expect(
+        checkpoints.map((checkpoint) => ({
+          ...checkpoint,
+          events_processed: Number(checkpoint.events_processed),
+        })),
+      ).toEqual(
+        [...PROJECTION_NAMES]
+          .sort()
+          .map((name) => ({ name, position: head, events_processed: countEvents(log), state: 'running' })),
       );
     } finally {
       await workers.stop();

@@ -5,17 +5,33 @@ import { incidentStreamName } from '../../src/domain/streams.ts';
 import type { EventToAppend } from '../../src/eventstore/port.ts';
 import { PROJECTORS } from '../../projections/catalog.ts';
 import { startProjectionWorkers } from '../../projections/index.ts';
-import { keyString, projectEvents, toProjectedEvent, type Projector, type Row } from '../../projections/projector.ts';
+import {
+  keyString,
+  projectEvents,
+  toProjectedEvent,
+  type Projector,
+  type Row,
+} from '../../projections/projector.ts';
 import { startProjectionRunners } from '../../projections/runner.ts';
 import { databaseLabel, useTestStore, type TestDatabase } from '../support/database.ts';
 import { appendLog, generateLog, waitForCheckpoints } from './fixtures.ts';
 
 /** A projector's rows of these orgs as the database holds them, timestamps as ISO strings, in key order. */
 async function storedRows(test: TestDatabase, projector: Projector, orgs: string[]): Promise<Row[]> {
-  const { rows } = await sql<Row>`select * from ${sql.table(projector.table)} where org_id in (${sql.join(orgs)})`.execute(test.database.db);
+  const { rows } =
+    await sql<Row>`select * from ${sql.table(projector.table)} where org_id in (${sql.join(orgs)})`.execute(
+      test.database.db,
+    );
   const byKey = (row: Row) => keyString(projector.keyColumns.map((column) => String(row[column])));
   return rows
-    .map((row) => Object.fromEntries(Object.entries(row).map(([column, value]) => [column, value instanceof Date ? value.toISOString() : value])))
+    .map((row) =>
+      Object.fromEntries(
+        Object.entries(row).map(([column, value]) => [
+          column,
+          value instanceof Date ? value.toISOString() : value,
+        ]),
+      ),
+    )
     .sort((a, b) => (byKey(a) < byKey(b) ? -1 : byKey(a) > byKey(b) ? 1 : 0));
 }
 
@@ -33,14 +49,18 @@ describe(`the rows the workers write, on ${databaseLabel}`, () => {
     } finally {
       await workers.stop();
     }
-    const events = (await store.readAll({ limit: 100_000 })).map(toProjectedEvent).filter((event) => orgs.includes(event.orgId));
+    const events = (await store.readAll({ limit: 100_000 }))
+      .map(toProjectedEvent)
+      .filter((event) => orgs.includes(event.orgId));
     for (const projector of PROJECTORS.values()) {
       const folded = projectEvents(projector, events);
       expect(folded.length).toBeGreaterThan(0);
       expect(await storedRows(test, projector, orgs)).toEqual(folded);
     }
     // The generated log does carry the awkward values.
-    const tags = (await storedRows(test, PROJECTORS.get('incidents')!, orgs)).flatMap((row) => row.tags as string[]);
+    const tags = (await storedRows(test, PROJECTORS.get('incidents')!, orgs)).flatMap(
+      (row) => row.tags as string[],
+    );
     expect(tags.some((tag) => tag.includes('"') || tag.includes('\\') || tag === 'NULL')).toBe(true);
   });
 
@@ -49,27 +69,86 @@ describe(`the rows the workers write, on ${databaseLabel}`, () => {
     const orgId = `dup${randomUUID().slice(0, 8)}`;
     const incidentId = `inc_${randomUUID().replaceAll('-', '')}`;
     const stream = incidentStreamName(orgId, incidentId);
-    const metadata = { orgId, incidentId, actor: { type: 'USER', ref: 'alice' }, occurredAt: '2026-03-01T10:00:00.000Z', correlationId: 'req-1', schemaVersion: 1 };
+    const metadata = {
+      orgId,
+      incidentId,
+      actor: { type: 'USER', ref: 'alice' },
+      occurredAt: '2026-03-01T10:00:00.000Z',
+      correlationId: 'req-1',
+      schemaVersion: 1,
+    };
     const signal = (): EventToAppend => ({
       eventId: randomUUID(),
       type: 'INCIDENT_SIGNAL_INGESTED',
-      data: { signalId: 'sig_twice', signalType: 'ALERT', source: 'prometheus', summary: 'error rate', ts: '2026-03-01T10:00:00.000Z' },
+      data: {
+        signalId: 'sig_twice',
+        signalType: 'ALERT',
+        source: 'prometheus',
+        summary: 'error rate',
+        ts: '2026-03-01T10:00:00.000Z',
+      },
       metadata,
     });
-    await store.append(stream, [{ eventId: randomUUID(), type: 'INCIDENT_CREATED', data: { projectId: 'p', title: 't', serviceName: 's', severity: 'SEV3', environment: 'prod', tags: [], correlationKeys: [] }, metadata }], 'no_stream');
+    await store.append(
+      stream,
+      [
+        {
+          eventId: randomUUID(),
+          type: 'INCIDENT_CREATED',
+          data: {
+            projectId: 'p',
+            title: 't',
+            serviceName: 's',
+            severity: 'SEV3',
+            environment: 'prod',
+            tags: [],
+            correlationKeys: [],
+          },
+          metadata,
+        },
+      ],
+      'no_stream',
+    );
     const first = await store.append(stream, [signal()], 0);
     const second = await store.append(stream, [signal()], 1);
 
-    const workers = startProjectionRunners({ database: test.database, store, projectors: [PROJECTORS.get('signals')!], retryDelaysMs: [5, 10] });
+    const workers = startProjectionRunners({
+      database: test.database,
+      store,
+      projectors: [PROJECTORS.get('signals')!],
+      retryDelaysMs: [5, 10],
+    });
     try {
-      await expect.poll(async () => (await test.database.db.selectFrom('projection_checkpoints').select('state').where('name', '=', 'signals').executeTakeFirst())?.state, { timeout: 20_000 }).toBe('failed');
+      await expect
+        .poll(
+          async () =>
+            (
+              await test.database.db
+                .selectFrom('projection_checkpoints')
+                .select('state')
+                .where('name', '=', 'signals')
+                .executeTakeFirst()
+            )?.state,
+          { timeout: 20_000 },
+        )
+        .toBe('failed');
     } finally {
       await workers.stop();
     }
-    const checkpoint = await test.database.db.selectFrom('projection_checkpoints').selectAll().where('name', '=', 'signals').executeTakeFirstOrThrow();
+    const checkpoint = await test.database.db
+      .selectFrom('projection_checkpoints')
+      .selectAll()
+      .where('name', '=', 'signals')
+      .executeTakeFirstOrThrow();
     expect(checkpoint).toMatchObject({ position: first.position, error_position: second.position });
-    expect(checkpoint.last_error).toMatch(/^UnprojectableEvent: signals: a row with the same key exists already \(Key \(org_id, incident_id, id\)=\(.*sig_twice\) already exists\.\)$/);
-    const stored = await test.database.db.selectFrom('incident_signals').select('id').where('org_id', '=', orgId).execute();
+    expect(checkpoint.last_error).toMatch(
+      /^UnprojectableEvent: signals: a row with the same key exists already \(Key \(org_id, incident_id, id\)=\(.*sig_twice\) already exists\.\)$/,
+    );
+    const stored = await test.database.db
+      .selectFrom('incident_signals')
+      .select('id')
+      .where('org_id', '=', orgId)
+      .execute();
     expect(stored).toEqual([{ id: 'sig_twice' }]);
   });
 });

@@ -6,7 +6,12 @@ import { openPostgres, type Database } from '../../src/db/database.ts';
 import { incidentStreamName } from '../../src/domain/streams.ts';
 import type { EventToAppend } from '../../src/eventstore/port.ts';
 import { PROJECTORS } from '../../projections/catalog.ts';
-import { PROJECTION_NAMES, ProjectionProgress, projectionStatus, startProjectionWorkers } from '../../projections/index.ts';
+import {
+  PROJECTION_NAMES,
+  ProjectionProgress,
+  projectionStatus,
+  startProjectionWorkers,
+} from '../../projections/index.ts';
 import { startProjectionRunners } from '../../projections/runner.ts';
 import { databaseLabel, useTestStore } from '../support/database.ts';
 import { waitForCheckpoints } from './fixtures.ts';
@@ -17,8 +22,23 @@ function createdEvent(orgId: string, incidentId: string): EventToAppend {
   return {
     eventId: randomUUID(),
     type: 'INCIDENT_CREATED',
-    data: { projectId: 'payments', title: 'Checkout slow', serviceName: 'checkout', severity: 'SEV3', environment: 'production', tags: [], correlationKeys: [] },
-    metadata: { orgId, incidentId, actor: alice, occurredAt: new Date().toISOString(), correlationId: 'req-1', schemaVersion: 1 },
+    data: {
+      projectId: 'payments',
+      title: 'Checkout slow',
+      serviceName: 'checkout',
+      severity: 'SEV3',
+      environment: 'production',
+      tags: [],
+      correlationKeys: [],
+    },
+    metadata: {
+      orgId,
+      incidentId,
+      actor: alice,
+      occurredAt: new Date().toISOString(),
+      correlationId: 'req-1',
+      schemaVersion: 1,
+    },
   };
 }
 
@@ -27,11 +47,21 @@ function tagAdded(orgId: string, incidentId: string, tag: string): EventToAppend
     eventId: randomUUID(),
     type: 'INCIDENT_TAG_ADDED',
     data: { tag },
-    metadata: { orgId, incidentId, actor: alice, occurredAt: new Date().toISOString(), correlationId: 'req-2', schemaVersion: 1 },
+    metadata: {
+      orgId,
+      incidentId,
+      actor: alice,
+      occurredAt: new Date().toISOString(),
+      correlationId: 'req-2',
+      schemaVersion: 1,
+    },
   };
 }
 
-const newIds = () => ({ orgId: `org${randomUUID().slice(0, 8)}`, incidentId: `inc_${randomUUID().replaceAll('-', '')}` });
+const newIds = () => ({
+  orgId: `org${randomUUID().slice(0, 8)}`,
+  incidentId: `inc_${randomUUID().replaceAll('-', '')}`,
+});
 
 /** A logger whose lines a test can wait for, instead of sleeping. */
 function recordingLogger() {
@@ -39,7 +69,8 @@ function recordingLogger() {
   const waiters = new Set<() => void>();
   const stream = new Writable({
     write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
+      for (const line of chunk.toString().split('\n').filter(Boolean))
+        lines.push(JSON.parse(line) as Record<string, unknown>);
       waiters.forEach((waiter) => waiter());
       done();
     },
@@ -76,9 +107,18 @@ describe(`projection workers on ${databaseLabel}`, () => {
     const progress = new ProjectionProgress(replica);
     try {
       await progress.start();
-      const { position } = await store.append(incidentStreamName(orgId, incidentId), [createdEvent(orgId, incidentId)], 'no_stream');
+      const { position } = await store.append(
+        incidentStreamName(orgId, incidentId),
+        [createdEvent(orgId, incidentId)],
+        'no_stream',
+      );
       expect(await progress.waitFor(position, 10_000)).toBe(true);
-      const row = await replica.db.selectFrom('incidents').select(['status', 'version']).where('org_id', '=', orgId).where('id', '=', incidentId).executeTakeFirst();
+      const row = await replica.db
+        .selectFrom('incidents')
+        .select(['status', 'version'])
+        .where('org_id', '=', orgId)
+        .where('id', '=', incidentId)
+        .executeTakeFirst();
       expect(row).toEqual({ status: 'OPEN', version: 0 });
     } finally {
       await progress.stop();
@@ -106,7 +146,15 @@ describe(`projection workers on ${databaseLabel}`, () => {
       try {
         expect(await progress.waitFor(position, 10_000)).toBe(true);
         const statuses = await projectionStatus(test.database, store);
-        expect(statuses.map(({ name, state, lag, lagSeconds, position: at }) => ({ name, state, lag, lagSeconds, at }))).toEqual(
+        expect(
+          statuses.map(({ name, state, lag, lagSeconds, position: at }) => ({
+            name,
+            state,
+            lag,
+            lagSeconds,
+            at,
+          })),
+        ).toEqual(
           PROJECTION_NAMES.map((name) => ({ name, state: 'running', lag: 0, lagSeconds: 0, at: position })),
         );
       } finally {
@@ -123,9 +171,22 @@ describe(`projection workers on ${databaseLabel}`, () => {
     const stream = incidentStreamName(orgId, incidentId);
     const leaderLog = recordingLogger();
     const standbyLog = recordingLogger();
-    const leader = startProjectionRunners({ database: test.database, store, logger: leaderLog.logger, projectors: [...PROJECTORS.values()] });
-    await leaderLog.waitFor((line) => line.msg === 'leading projection' && line.projection === 'slo_violations');
-    const standby = startProjectionRunners({ database: test.database, store, logger: standbyLog.logger, projectors: [...PROJECTORS.values()], standbyRetryMs: 50 });
+    const leader = startProjectionRunners({
+      database: test.database,
+      store,
+      logger: leaderLog.logger,
+      projectors: [...PROJECTORS.values()],
+    });
+    await leaderLog.waitFor(
+      (line) => line.msg === 'leading projection' && line.projection === 'slo_violations',
+    );
+    const standby = startProjectionRunners({
+      database: test.database,
+      store,
+      logger: standbyLog.logger,
+      projectors: [...PROJECTORS.values()],
+      standbyRetryMs: 50,
+    });
     try {
       const first = await store.append(stream, [createdEvent(orgId, incidentId)], 'no_stream');
       await waitForCheckpoints(test.database, first.position);
@@ -134,8 +195,18 @@ describe(`projection workers on ${databaseLabel}`, () => {
       await leader.stop();
       const second = await store.append(stream, [tagAdded(orgId, incidentId, 'db')], 0);
       await waitForCheckpoints(test.database, second.position);
-      expect(standbyLog.lines.filter((line) => line.msg === 'leading projection').map((line) => line.projection).sort()).toEqual([...PROJECTION_NAMES].sort());
-      const row = await test.database.db.selectFrom('incidents').select(['tags', 'version']).where('org_id', '=', orgId).where('id', '=', incidentId).executeTakeFirstOrThrow();
+      expect(
+        standbyLog.lines
+          .filter((line) => line.msg === 'leading projection')
+          .map((line) => line.projection)
+          .sort(),
+      ).toEqual([...PROJECTION_NAMES].sort());
+      const row = await test.database.db
+        .selectFrom('incidents')
+        .select(['tags', 'version'])
+        .where('org_id', '=', orgId)
+        .where('id', '=', incidentId)
+        .executeTakeFirstOrThrow();
       expect(row).toEqual({ tags: ['db'], version: 1 });
     } finally {
       await leader.stop();
@@ -152,31 +223,73 @@ describe(`a projection that meets an event it cannot apply, on ${databaseLabel}`
     const good = newIds();
     const orphan = newIds();
     const later = newIds();
-    const before = await store.append(incidentStreamName(good.orgId, good.incidentId), [createdEvent(good.orgId, good.incidentId)], 'no_stream');
+    const before = await store.append(
+      incidentStreamName(good.orgId, good.incidentId),
+      [createdEvent(good.orgId, good.incidentId)],
+      'no_stream',
+    );
     // A tag for an incident that was never created: the incidents projection cannot apply it.
-    const poison = await store.append(incidentStreamName(orphan.orgId, orphan.incidentId), [tagAdded(orphan.orgId, orphan.incidentId, 'x')], 'any');
-    const after = await store.append(incidentStreamName(later.orgId, later.incidentId), [createdEvent(later.orgId, later.incidentId)], 'no_stream');
+    const poison = await store.append(
+      incidentStreamName(orphan.orgId, orphan.incidentId),
+      [tagAdded(orphan.orgId, orphan.incidentId, 'x')],
+      'any',
+    );
+    const after = await store.append(
+      incidentStreamName(later.orgId, later.incidentId),
+      [createdEvent(later.orgId, later.incidentId)],
+      'no_stream',
+    );
 
     const { logger, lines, waitFor } = recordingLogger();
-    const workers = startProjectionRunners({ database: test.database, store, logger, projectors: [...PROJECTORS.values()], retryDelaysMs: [10, 20, 40, 80] });
+    const workers = startProjectionRunners({
+      database: test.database,
+      store,
+      logger,
+      projectors: [...PROJECTORS.values()],
+      retryDelaysMs: [10, 20, 40, 80],
+    });
     try {
       await waitFor((line) => line.msg === 'projection stopped at an event that keeps failing');
       // The projections the event does not concern went past it.
       await waitForCheckpoints(test.database, after.position, ['signals', 'actions', 'slo_violations']);
 
-      const checkpoint = await test.database.db.selectFrom('projection_checkpoints').selectAll().where('name', '=', 'incidents').executeTakeFirstOrThrow();
-      expect(checkpoint).toMatchObject({ state: 'failed', position: before.position, error_position: poison.position });
+      const checkpoint = await test.database.db
+        .selectFrom('projection_checkpoints')
+        .selectAll()
+        .where('name', '=', 'incidents')
+        .executeTakeFirstOrThrow();
+      expect(checkpoint).toMatchObject({
+        state: 'failed',
+        position: before.position,
+        error_position: poison.position,
+      });
       expect(checkpoint.last_error).toMatch(/never created/);
-      expect(lines.filter((line) => line.msg === 'event failed to project; retrying' && line.position === poison.position)).toHaveLength(4);
+      expect(
+        lines.filter(
+          (line) => line.msg === 'event failed to project; retrying' && line.position === poison.position,
+        ),
+      ).toHaveLength(4);
 
-      const incidents = await test.database.db.selectFrom('incidents').select('id').where('org_id', 'in', [good.orgId, orphan.orgId, later.orgId]).execute();
+      const incidents = await test.database.db
+        .selectFrom('incidents')
+        .select('id')
+        .where('org_id', 'in', [good.orgId, orphan.orgId, later.orgId])
+        .execute();
       expect(incidents.map((row) => row.id)).toEqual([good.incidentId]);
       const statuses = await projectionStatus(test.database, store);
-      expect(statuses.find((status) => status.name === 'incidents')).toMatchObject({ state: 'failed', lag: 2, errorPosition: poison.position });
+      expect(statuses.find((status) => status.name === 'incidents')).toMatchObject({
+        state: 'failed',
+        lag: 2,
+        errorPosition: poison.position,
+      });
     } finally {
       await workers.stop();
     }
-    const stopped = await test.database.db.selectFrom('projection_checkpoints').select('state').where('name', '=', 'incidents').executeTakeFirstOrThrow();
+    const stopped = await test.database.db
+      .selectFrom('projection_checkpoints')
+      .select('state')
+      .where('name', '=', 'incidents')
+      .executeTakeFirstOrThrow();
     expect(stopped.state).toBe('failed');
   });
 });

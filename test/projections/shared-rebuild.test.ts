@@ -13,7 +13,9 @@ type Audit = { event_id: string; applied: number };
 
 /** The audit projection (each event counted where it lands) on a table of its own. */
 async function auditOn(test: TestDatabase, name: string): Promise<Projector<Audit>> {
-  await sql`create table ${sql.table(name)} (event_id text primary key, applied integer not null)`.execute(test.database.db);
+  await sql`create table ${sql.table(name)} (event_id text primary key, applied integer not null)`.execute(
+    test.database.db,
+  );
   await ensureCheckpoint(test.database.db, name);
   return { ...auditProjector, name, table: name };
 }
@@ -23,8 +25,19 @@ async function auditOn(test: TestDatabase, name: string): Promise<Projector<Audi
  * how far the rebuild had got each time it was held. With `committedWhenHeld`, the batch it had in
  * flight when it was asked to hold commits first and moves it there, as a worker's does.
  */
-async function idleLive(test: TestDatabase, store: EventStore, projector: Projector, position: string | null, committedWhenHeld?: string) {
-  const moveTo = (to: string | null) => test.database.db.updateTable('projection_checkpoints').set({ position: to }).where('name', '=', projector.name).execute();
+async function idleLive(
+  test: TestDatabase,
+  store: EventStore,
+  projector: Projector,
+  position: string | null,
+  committedWhenHeld?: string,
+) {
+  const moveTo = (to: string | null) =>
+    test.database.db
+      .updateTable('projection_checkpoints')
+      .set({ position: to })
+      .where('name', '=', projector.name)
+      .execute();
   await moveTo(position);
   const heldAt: number[] = [];
   let done = 0;
@@ -55,7 +68,9 @@ async function idleLive(test: TestDatabase, store: EventStore, projector: Projec
 
 async function auditCounts(test: TestDatabase, table: string): Promise<{ rows: number; wrong: number }> {
   const { rows } = await sql<{ rows: number; wrong: number }>`
-    select count(*)::int as rows, count(*) filter (where applied <> 1)::int as wrong from ${sql.table(table)}`.execute(test.database.db);
+    select count(*)::int as rows, count(*) filter (where applied <> 1)::int as wrong from ${sql.table(table)}`.execute(
+    test.database.db,
+  );
   return rows[0]!;
 }
 
@@ -83,10 +98,19 @@ describe(`one rebuild pass for several projections, on ${databaseLabel}`, () => 
     };
     let read = 0;
     const counting: EventStore = Object.create(store, {
-      readAll: { value: async (options: Parameters<EventStore['readAll']>[0]) => { const events = await store.readAll(options); read += events.length; return events; } },
+      readAll: {
+        value: async (options: Parameters<EventStore['readAll']>[0]) => {
+          const events = await store.readAll(options);
+          read += events.length;
+          return events;
+        },
+      },
     });
 
-    const [kept, dropped] = await rebuildWhileLive([(await idleLive(test, counting, audit, head)).live, (await idleLive(test, counting, flaky, head)).live]);
+    const [kept, dropped] = await rebuildWhileLive([
+      (await idleLive(test, counting, audit, head)).live,
+      (await idleLive(test, counting, flaky, head)).live,
+    ]);
 
     expect(read).toBe(total);
     expect(kept).toEqual({ status: 'fulfilled', value: undefined });
@@ -95,9 +119,16 @@ describe(`one rebuild pass for several projections, on ${databaseLabel}`, () => 
     expect(await auditCounts(test, 'audit_pass')).toEqual({ rows: total, wrong: 0 });
     // The failed one keeps its old table, leaves no copy behind, and says why.
     expect(await auditCounts(test, 'flaky_pass')).toEqual({ rows: 0, wrong: 0 });
-    const { rows: leftovers } = await sql<{ copy: string | null }>`select to_regclass('flaky_pass__rebuild')::text as copy`.execute(test.database.db);
+    const { rows: leftovers } = await sql<{
+      copy: string | null;
+    }>`select to_regclass('flaky_pass__rebuild')::text as copy`.execute(test.database.db);
     expect(leftovers[0]!.copy).toBeNull();
-    const checkpoints = await test.database.db.selectFrom('projection_checkpoints').selectAll().where('name', 'in', ['audit_pass', 'flaky_pass']).orderBy('name').execute();
+    const checkpoints = await test.database.db
+      .selectFrom('projection_checkpoints')
+      .selectAll()
+      .where('name', 'in', ['audit_pass', 'flaky_pass'])
+      .orderBy('name')
+      .execute();
     expect(checkpoints[0]).toMatchObject({ name: 'audit_pass', last_error: null });
     expect(Number(checkpoints[0]!.rebuild_done)).toBe(total);
     expect(checkpoints[0]!.rebuilt_at).not.toBeNull();

@@ -7,7 +7,10 @@ import { appendLog, countEvents, createAuditTable, generateLog, waitForCheckpoin
 import { eventsProcessed, expectEachEventAppliedOnce, killAllWorkers, spawnWorker } from './processes.ts';
 
 const ALL = [...PROJECTION_NAMES, 'audit'];
-if (!serverUrl) console.warn('projection takeover test: SKIPPED (DATABASE_URL is not set; PGlite cannot be shared between processes)');
+if (!serverUrl)
+  console.warn(
+    'projection takeover test: SKIPPED (DATABASE_URL is not set; PGlite cannot be shared between processes)',
+  );
 
 describe.skipIf(!serverUrl)('two projection worker processes', () => {
   let test: TestDatabase;
@@ -28,24 +31,45 @@ describe.skipIf(!serverUrl)('two projection worker processes', () => {
     const processedBefore = await eventsProcessed(test.database, ALL);
     const before = await store.headPosition('incident-');
     const head = await appendLog(store, log);
-    const positions = (await store.readAll({ fromPosition: before, streamPrefix: 'incident-', limit: 5000 })).map((event) => event.position);
+    const positions = (
+      await store.readAll({ fromPosition: before, streamPrefix: 'incident-', limit: 5000 })
+    ).map((event) => event.position);
 
     const first = spawnWorker(test.url!, 10);
     const second = spawnWorker(test.url!, 10);
     try {
-      await Promise.all(ALL.map((name) => Promise.any([first, second].map((worker) => worker.waitForLine((line) => line.msg === 'leading projection' && line.projection === name)))));
+      await Promise.all(
+        ALL.map((name) =>
+          Promise.any(
+            [first, second].map((worker) =>
+              worker.waitForLine((line) => line.msg === 'leading projection' && line.projection === name),
+            ),
+          ),
+        ),
+      );
       // Exactly one leader per projection, however they split between the two.
       expect([...first.led(), ...second.led()].sort()).toEqual([...ALL].sort());
       const victim = first.led().includes('audit') ? first : second;
       const survivor = victim === first ? second : first;
       const taken = victim.led();
 
-      await waitForCheckpoints(test.database, positions[Math.floor(positions.length / 3) + randomInt(Math.floor(positions.length / 3))]!, ['audit']);
+      await waitForCheckpoints(
+        test.database,
+        positions[Math.floor(positions.length / 3) + randomInt(Math.floor(positions.length / 3))]!,
+        ['audit'],
+      );
       await victim.kill('SIGKILL');
       const atKill = await eventsProcessed(test.database, ALL);
-      expect(atKill.audit! - processedBefore.audit!, 'the victim was still projecting when killed').toBeLessThan(countEvents(log));
+      expect(
+        atKill.audit! - processedBefore.audit!,
+        'the victim was still projecting when killed',
+      ).toBeLessThan(countEvents(log));
 
-      await Promise.all(taken.map((name) => survivor.waitForLine((line) => line.msg === 'leading projection' && line.projection === name)));
+      await Promise.all(
+        taken.map((name) =>
+          survivor.waitForLine((line) => line.msg === 'leading projection' && line.projection === name),
+        ),
+      );
       await waitForCheckpoints(test.database, head, ALL, 45_000);
       expect(survivor.led().sort()).toEqual([...ALL].sort());
       await expectEachEventAppliedOnce(test.database, log, ALL, processedBefore);

@@ -1,6 +1,11 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listIncidentsQuery, type IncidentFilter, type IncidentSort, type SortOrder } from '../../src/readmodel/incidents.ts';
+import {
+  listIncidentsQuery,
+  type IncidentFilter,
+  type IncidentSort,
+  type SortOrder,
+} from '../../src/readmodel/incidents.ts';
 import { databaseLabel, openTestDatabase, type TestDatabase } from '../support/database.ts';
 
 const INCIDENTS = 100_000;
@@ -9,14 +14,29 @@ const ORGS = 10;
 /** Every filter and sort the list route offers, each as the first page and as a deep (cursor) page. */
 const cases: { name: string; filter: IncidentFilter; sort: IncidentSort; order: SortOrder }[] = [
   { name: 'no filter, newest first', filter: {}, sort: 'createdAt', order: 'desc' },
-  { name: 'status, newest first', filter: { status: ['OPEN', 'INVESTIGATING'] }, sort: 'createdAt', order: 'desc' },
+  {
+    name: 'status, newest first',
+    filter: { status: ['OPEN', 'INVESTIGATING'] },
+    sort: 'createdAt',
+    order: 'desc',
+  },
   { name: 'severity filter, oldest first', filter: { severity: ['SEV1'] }, sort: 'createdAt', order: 'asc' },
   { name: 'service, by update', filter: { serviceName: 'svc-3' }, sort: 'updatedAt', order: 'desc' },
-  { name: 'project + environment', filter: { projectId: 'proj-2', environment: 'production' }, sort: 'createdAt', order: 'desc' },
+  {
+    name: 'project + environment',
+    filter: { projectId: 'proj-2', environment: 'production' },
+    sort: 'createdAt',
+    order: 'desc',
+  },
   { name: 'tag', filter: { tag: 'tag-7' }, sort: 'createdAt', order: 'desc' },
   { name: 'correlation key', filter: { correlationKey: 'ck-42' }, sort: 'createdAt', order: 'desc' },
   { name: 'title search', filter: { q: 'latency' }, sort: 'createdAt', order: 'desc' },
-  { name: 'created range', filter: { createdFrom: '2026-01-02T00:00:00Z', createdTo: '2026-01-05T00:00:00Z' }, sort: 'createdAt', order: 'desc' },
+  {
+    name: 'created range',
+    filter: { createdFrom: '2026-01-02T00:00:00Z', createdTo: '2026-01-05T00:00:00Z' },
+    sort: 'createdAt',
+    order: 'desc',
+  },
   { name: 'by severity', filter: {}, sort: 'severity', order: 'desc' },
   { name: 'status by severity', filter: { status: ['OPEN'] }, sort: 'severity', order: 'desc' },
 ];
@@ -34,7 +54,9 @@ describe(`incident list plans on ${INCIDENTS.toLocaleString('en')} incidents (${
         'SEV' || (1 + (j / 5) % 4), 1 + (j / 5) % 4, case when j % 3 = 0 then 'staging' else 'production' end,
         array['ck-' || (j % 1000)], array['tag-' || (j % 50), 'team-' || (j % 9)], 'USER', 'alice',
         timestamptz '2026-01-01' + i * interval '7 seconds', timestamptz '2026-01-01' + i * interval '9 seconds', i % 20
-      from generate_series(1, ${INCIDENTS}) as i, lateral (select i / ${ORGS} as j) as spread`.execute(test.database.db);
+      from generate_series(1, ${INCIDENTS}) as i, lateral (select i / ${ORGS} as j) as spread`.execute(
+      test.database.db,
+    );
     await sql`analyze incidents`.execute(test.database.db);
   }, 180_000);
   afterAll(async () => {
@@ -47,10 +69,20 @@ describe(`incident list plans on ${INCIDENTS.toLocaleString('en')} incidents (${
       const first = await listIncidentsQuery(db, 'org-3', { filter, sort, order, limit: 20 }).execute();
       expect(first.length).toBeGreaterThan(0);
       const last = first.at(-1)!;
-      const after = { ...(sort === 'severity' ? { rank: Number(last.severity_rank) } : {}), ts: last.cursor_ts, id: last.id };
-      for (const query of [listIncidentsQuery(db, 'org-3', { filter, sort, order, limit: 20 }), listIncidentsQuery(db, 'org-3', { filter, sort, order, limit: 20, after })]) {
+      const after = {
+        ...(sort === 'severity' ? { rank: Number(last.severity_rank) } : {}),
+        ts: last.cursor_ts,
+        id: last.id,
+      };
+      for (const query of [
+        listIncidentsQuery(db, 'org-3', { filter, sort, order, limit: 20 }),
+        listIncidentsQuery(db, 'org-3', { filter, sort, order, limit: 20, after }),
+      ]) {
         const compiled = query.compile();
-        const { rows } = await db.executeQuery<{ 'QUERY PLAN': string }>({ ...compiled, sql: `explain ${compiled.sql}` });
+        const { rows } = await db.executeQuery<{ 'QUERY PLAN': string }>({
+          ...compiled,
+          sql: `explain ${compiled.sql}`,
+        });
         const plan = rows.map((row) => row['QUERY PLAN']).join('\n');
         expect(plan, plan).not.toMatch(/Seq Scan/);
       }

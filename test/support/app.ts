@@ -51,7 +51,13 @@ export const freshOrg = (label = 'org'): string => `${label}_${randomUUID().slic
  */
 export async function startTestApp(options: StartTestAppOptions = {}): Promise<TestApp> {
   const secret = randomBytes(32).toString('base64url');
-  const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', JWT_SECRET: secret, DATA_DIR: '/nonexistent-its-test-data', ...options.env });
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'silent',
+    JWT_SECRET: secret,
+    DATA_DIR: '/nonexistent-its-test-data',
+    ...options.env,
+  });
   const owned = options.shareDatabaseOf || options.configuredDatabase ? undefined : await openTestDatabase();
   const database = options.shareDatabaseOf?.database ?? owned;
   let runtime: Runtime;
@@ -76,11 +82,16 @@ export async function startTestApp(options: StartTestAppOptions = {}): Promise<T
   return {
     app,
     runtime,
-    database: database ?? ({ database: runtime.database, url: undefined, cleanup: async () => {} } satisfies TestDatabase),
+    database:
+      database ??
+      ({ database: runtime.database, url: undefined, cleanup: async () => {} } satisfies TestDatabase),
     secret,
     token,
     request: ({ token: bearer, headers, ...rest }) =>
-      app.inject({ ...rest, headers: { ...(bearer ? { authorization: `Bearer ${bearer}` } : {}), ...headers } }),
+      app.inject({
+        ...rest,
+        headers: { ...(bearer ? { authorization: `Bearer ${bearer}` } : {}), ...headers },
+      }),
     async cleanup() {
       await app.close();
       await runtime.close();

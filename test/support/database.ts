@@ -17,7 +17,9 @@ export const serverUrl = process.env.DATABASE_URL;
 export const databaseLabel = serverUrl ? 'PostgreSQL server' : 'PGlite';
 
 /** A scratch database on the server (created here, dropped by cleanup), or an in-memory PGlite. */
-export async function openTestDatabase(options: { kind?: 'server' | 'pglite'; migrate?: boolean; postgres?: PostgresOptions } = {}): Promise<TestDatabase> {
+export async function openTestDatabase(
+  options: { kind?: 'server' | 'pglite'; migrate?: boolean; postgres?: PostgresOptions } = {},
+): Promise<TestDatabase> {
   const kind = options.kind ?? (serverUrl ? 'server' : 'pglite');
   let database: Database;
   let url: string | undefined;

@@ -37,8 +37,17 @@ import {
   toReadPosition,
   toRecordedEvent,
 } from '../../src/eventstore/eventstoredb/mapping.ts';
-import { LivenessWatchdog, MAX_RETRY_MS, ResumeCursor, resubscribeDelay } from '../../src/eventstore/eventstoredb/resubscribe.ts';
-import { EventStoreUnavailable, WrongExpectedVersion, type RecordedEvent } from '../../src/eventstore/port.ts';
+import {
+  LivenessWatchdog,
+  MAX_RETRY_MS,
+  ResumeCursor,
+  resubscribeDelay,
+} from '../../src/eventstore/eventstoredb/resubscribe.ts';
+import {
+  EventStoreUnavailable,
+  WrongExpectedVersion,
+  type RecordedEvent,
+} from '../../src/eventstore/port.ts';
 
 const ABOVE_2_53 = 2n ** 53n + 1n;
 const MAX_U64 = 2n ** 64n - 1n;
@@ -72,12 +81,17 @@ describe('expected versions', () => {
 describe('positions', () => {
   it('carries commit and prepare as exact decimal strings, above 2^53 too', () => {
     expect(positionToString({ commit: 0n, prepare: 0n })).toBe('0-0');
-    expect(positionToString({ commit: MAX_U64, prepare: ABOVE_2_53 })).toBe('18446744073709551615-9007199254740993');
+    expect(positionToString({ commit: MAX_U64, prepare: ABOVE_2_53 })).toBe(
+      '18446744073709551615-9007199254740993',
+    );
   });
 
   it('turns a port position back into the client position without losing digits', () => {
     expect(toReadPosition(null)).toBe(START);
-    expect(toReadPosition('18446744073709551615-9007199254740993')).toEqual({ commit: MAX_U64, prepare: ABOVE_2_53 });
+    expect(toReadPosition('18446744073709551615-9007199254740993')).toEqual({
+      commit: MAX_U64,
+      prepare: ABOVE_2_53,
+    });
   });
 
   it('treats fromPosition as exclusive', () => {
@@ -136,27 +150,45 @@ describe('recorded events', () => {
   });
 
   it('refuses data or metadata that is not a JSON object, and an event without a position', () => {
-    expect(() => toRecordedEvent({ ...base, data: 'not json {' as unknown as Record<string, unknown> })).toThrow(EventDecodingError);
-    expect(() => toRecordedEvent({ ...base, metadata: new Uint8Array([1, 2]) as unknown as Record<string, unknown> })).toThrow(EventDecodingError);
-    expect(() => toRecordedEvent({ ...base, position: undefined as unknown as typeof base.position })).toThrow(EventDecodingError);
+    expect(() =>
+      toRecordedEvent({ ...base, data: 'not json {' as unknown as Record<string, unknown> }),
+    ).toThrow(EventDecodingError);
+    expect(() =>
+      toRecordedEvent({ ...base, metadata: new Uint8Array([1, 2]) as unknown as Record<string, unknown> }),
+    ).toThrow(EventDecodingError);
+    expect(() =>
+      toRecordedEvent({ ...base, position: undefined as unknown as typeof base.position }),
+    ).toThrow(EventDecodingError);
   });
 });
 
 describe('errors, mapped by type', () => {
   it('turns a wrong expected version into the port error with the actual version', () => {
-    const error = new WrongExpectedVersionError(undefined, { streamName: 'incident-acme.inc_1', expected: 0n, current: 4n });
+    const error = new WrongExpectedVersionError(undefined, {
+      streamName: 'incident-acme.inc_1',
+      expected: 0n,
+      current: 4n,
+    });
     const mapped = toAppendError(error, 'incident-acme.inc_1', 0);
     expect(mapped).toBeInstanceOf(WrongExpectedVersion);
     expect(mapped).toMatchObject({ streamName: 'incident-acme.inc_1', expected: 0, actual: 4 });
   });
 
   it('reports a missing stream as no_stream', () => {
-    const error = new WrongExpectedVersionError(undefined, { streamName: 's', expected: 3n, current: 'no_stream' });
+    const error = new WrongExpectedVersionError(undefined, {
+      streamName: 's',
+      expected: 3n,
+      current: 'no_stream',
+    });
     expect(toAppendError(error, 's', 3)).toMatchObject({ actual: 'no_stream' });
   });
 
   it('does not read the message', () => {
-    const error = new WrongExpectedVersionError(undefined, { streamName: 's', expected: NO_STREAM, current: 0n });
+    const error = new WrongExpectedVersionError(undefined, {
+      streamName: 's',
+      expected: NO_STREAM,
+      current: 0n,
+    });
     error.message = 'Unavailable: something else entirely';
     expect(toAppendError(error, 's', 'no_stream')).toMatchObject({ actual: 0 });
     const unavailable = new UnavailableError(undefined, 'wrong expected version');
@@ -169,7 +201,13 @@ describe('errors, mapped by type', () => {
         metadata: { getMap: () => ({ 'leader-endpoint-host': '10.0.0.2', 'leader-endpoint-port': '2113' }) },
       }) as unknown as ConstructorParameters<typeof NotLeaderError>[0],
     );
-    for (const error of [new UnavailableError(), new DeadlineExceededError(), new TimeoutError(), new CancelledError(), notLeader]) {
+    for (const error of [
+      new UnavailableError(),
+      new DeadlineExceededError(),
+      new TimeoutError(),
+      new CancelledError(),
+      notLeader,
+    ]) {
       const mapped = toPortError(error);
       expect(mapped).toBeInstanceOf(EventStoreUnavailable);
       expect((mapped as EventStoreUnavailable).cause).toBe(error);
@@ -282,16 +320,27 @@ class FakeGrpcRead extends PassThrough {
 }
 
 const message = {
-  confirmation: () => ({ hasConfirmation: () => true, getConfirmation: () => ({ getSubscriptionId: () => 'sub-1' }) }),
+  confirmation: () => ({
+    hasConfirmation: () => true,
+    getConfirmation: () => ({ getSubscriptionId: () => 'sub-1' }),
+  }),
   caughtUp: () => ({ hasCaughtUp: () => true }),
   checkpoint: (commit: bigint) => ({
     hasCheckpoint: () => true,
-    getCheckpoint: () => ({ getCommitPosition: () => commit.toString(), getPreparePosition: () => commit.toString() }),
+    getCheckpoint: () => ({
+      getCommitPosition: () => commit.toString(),
+      getPreparePosition: () => commit.toString(),
+    }),
   }),
   event: (resolved: AllStreamResolvedEvent) => ({ hasEvent: () => true, getEvent: () => resolved }),
 };
 
-function stored(streamId: string, revision: number, commit: bigint, type = 'INCIDENT_NOTE_ADDED'): AllStreamResolvedEvent {
+function stored(
+  streamId: string,
+  revision: number,
+  commit: bigint,
+  type = 'INCIDENT_NOTE_ADDED',
+): AllStreamResolvedEvent {
   return {
     event: {
       streamId,
@@ -338,7 +387,11 @@ function storeOn(client: FakeClient, options: { livenessTimeoutMs?: number } = {
   return { store, logger };
 }
 
-async function take(iterable: AsyncIterable<RecordedEvent>, count: number, signal?: AbortController): Promise<RecordedEvent[]> {
+async function take(
+  iterable: AsyncIterable<RecordedEvent>,
+  count: number,
+  signal?: AbortController,
+): Promise<RecordedEvent[]> {
   const received: RecordedEvent[] = [];
   for await (const event of iterable) {
     received.push(event);
@@ -447,7 +500,10 @@ describe('subscription loop', () => {
     expect(idle.calls).toHaveLength(2);
     expect(quiet.logger.warn).not.toHaveBeenCalled();
 
-    const stuck = new FakeClient([(g) => g.write(message.confirmation()), (g) => g.write(message.event(stored(streamA, 0, 10n)))]);
+    const stuck = new FakeClient([
+      (g) => g.write(message.confirmation()),
+      (g) => g.write(message.event(stored(streamA, 0, 10n))),
+    ]);
     const loud = storeOn(stuck, { livenessTimeoutMs: 40 });
     await take(loud.store.subscribe({}), 1);
     expect(loud.logger.warn.mock.calls[0]![0]).toMatchObject({ reason: 'stalled' });

@@ -1,5 +1,12 @@
 import { IncidentAlreadyExists, IncidentNotFound, InvalidTransition } from './errors.ts';
-import type { ClientActionKind, IncidentChanges, IncidentEvent, Severity, SignalType, Status } from './events.ts';
+import type {
+  ClientActionKind,
+  IncidentChanges,
+  IncidentEvent,
+  Severity,
+  SignalType,
+  Status,
+} from './events.ts';
 import { canTransition, hasTicket, type ExistingIncident, type IncidentState } from './state.ts';
 
 export interface CreateIncident {
@@ -106,7 +113,15 @@ function defined<T extends object>(value: T): T {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
 
-const UPDATABLE_FIELDS = ['title', 'description', 'serviceName', 'environment', 'runbookPath', 'projectId', 'detectedBy'] as const;
+const UPDATABLE_FIELDS = [
+  'title',
+  'description',
+  'serviceName',
+  'environment',
+  'runbookPath',
+  'projectId',
+  'detectedBy',
+] as const;
 
 /** Turns a command and the current state into the events that record it: [] when nothing would change. */
 export function decide(command: IncidentCommand, state: IncidentState): IncidentEvent[] {
@@ -120,7 +135,12 @@ export function decide(command: IncidentCommand, state: IncidentState): Incident
       return changeStatus(command, state);
     case 'ChangeSeverity':
       if (command.newSeverity === state.severity) return [];
-      return [{ type: 'INCIDENT_SEVERITY_CHANGED', data: defined({ from: state.severity, to: command.newSeverity, reason: command.reason }) }];
+      return [
+        {
+          type: 'INCIDENT_SEVERITY_CHANGED',
+          data: defined({ from: state.severity, to: command.newSeverity, reason: command.reason }),
+        },
+      ];
     case 'AddTag':
       if (state.tags.includes(command.tag)) return [];
       return [{ type: 'INCIDENT_TAG_ADDED', data: { tag: command.tag } }];
@@ -129,7 +149,12 @@ export function decide(command: IncidentCommand, state: IncidentState): Incident
       return [{ type: 'INCIDENT_TAG_REMOVED', data: { tag: command.tag } }];
     case 'LinkTicket':
       if (hasTicket(state.tickets, command)) return [];
-      return [{ type: 'INCIDENT_LINKED_TO_TICKET', data: defined({ system: command.system, key: command.key, url: command.url }) }];
+      return [
+        {
+          type: 'INCIDENT_LINKED_TO_TICKET',
+          data: defined({ system: command.system, key: command.key, url: command.url }),
+        },
+      ];
     case 'RecordAction':
       return [recordAction(command)];
     case 'IngestSignal':
@@ -189,14 +214,24 @@ function changeStatus(command: ChangeStatus, state: ExistingIncident): IncidentE
   if (to === from) return [];
   if (!canTransition(from, to)) throw new InvalidTransition(from, to);
   // `from` cannot be RESOLVED here: RESOLVED → RESOLVED returned above.
-  if (to === 'RESOLVED') return [{ type: 'INCIDENT_RESOLVED', data: defined({ from: from as Exclude<Status, 'RESOLVED'>, reason: command.reason }) }];
+  if (to === 'RESOLVED')
+    return [
+      {
+        type: 'INCIDENT_RESOLVED',
+        data: defined({ from: from as Exclude<Status, 'RESOLVED'>, reason: command.reason }),
+      },
+    ];
   return [{ type: 'INCIDENT_STATUS_CHANGED', data: defined({ from, to, reason: command.reason }) }];
 }
 
 function recordAction(command: RecordAction): IncidentEvent {
   const { actionId, actionKind, label, details } = command;
-  if (actionKind === 'NOTE') return { type: 'INCIDENT_NOTE_ADDED', data: defined({ actionId, label, details }) };
-  return { type: 'INCIDENT_PLAYBOOK_ACTION_EXECUTED', data: defined({ actionId, actionKind, label, details }) };
+  if (actionKind === 'NOTE')
+    return { type: 'INCIDENT_NOTE_ADDED', data: defined({ actionId, label, details }) };
+  return {
+    type: 'INCIDENT_PLAYBOOK_ACTION_EXECUTED',
+    data: defined({ actionId, actionKind, label, details }),
+  };
 }
 
 function ingestSignal(command: IngestSignal): IncidentEvent {

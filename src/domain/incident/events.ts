@@ -34,11 +34,23 @@ export const SignalType = z.enum(['ALERT', 'METRIC', 'LOG', 'TRACE', 'DEPLOYMENT
 export type SignalType = z.infer<typeof SignalType>;
 
 /** Action kinds a client may record. */
-export const ClientActionKind = z.enum(['NOTE', 'PLAYBOOK', 'COMMAND', 'ESCALATION', 'COMMUNICATION', 'OTHER']);
+export const ClientActionKind = z.enum([
+  'NOTE',
+  'PLAYBOOK',
+  'COMMAND',
+  'ESCALATION',
+  'COMMUNICATION',
+  'OTHER',
+]);
 export type ClientActionKind = z.infer<typeof ClientActionKind>;
 
 /** Action kinds on the timeline: the client's plus those the service writes for its own events. */
-export const TimelineActionKind = z.enum([...ClientActionKind.options, 'STATUS_CHANGE', 'SEVERITY_CHANGE', 'TICKET_LINK']);
+export const TimelineActionKind = z.enum([
+  ...ClientActionKind.options,
+  'STATUS_CHANGE',
+  'SEVERITY_CHANGE',
+  'TICKET_LINK',
+]);
 export type TimelineActionKind = z.infer<typeof TimelineActionKind>;
 
 export const ActorType = z.enum(['USER', 'SYSTEM', 'INTEGRATION']);
@@ -76,7 +88,10 @@ export const IncidentChanges = z.strictObject({
 export type IncidentChanges = z.infer<typeof IncidentChanges>;
 
 export const IncidentUpdatedData = z.strictObject({
-  changes: IncidentChanges.refine((changes) => Object.keys(changes).length > 0, 'an update changes at least one field'),
+  changes: IncidentChanges.refine(
+    (changes) => Object.keys(changes).length > 0,
+    'an update changes at least one field',
+  ),
 });
 export type IncidentUpdatedData = z.infer<typeof IncidentUpdatedData>;
 
@@ -243,7 +258,12 @@ export interface EventReader {
  * stored schema version to the current one, then validates it. Throws UnknownEventType,
  * UnsupportedSchemaVersion or a ZodError.
  */
-export function readEventWith(reader: EventReader, type: string, data: unknown, schemaVersion: number): IncidentEvent {
+export function readEventWith(
+  reader: EventReader,
+  type: string,
+  data: unknown,
+  schemaVersion: number,
+): IncidentEvent {
   if (!isIncidentEventType(type)) throw new UnknownEventType(type);
   const current = reader.currentVersions[type];
   if (!Number.isInteger(schemaVersion) || schemaVersion < 1 || schemaVersion > current) {

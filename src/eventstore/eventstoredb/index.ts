@@ -67,7 +67,10 @@ export interface EventStoreDbOptions {
 const DEFAULT_PING_TIMEOUT_MS = 5_000;
 
 /** e.g. `esdb://localhost:2113?tls=false`. The client connects lazily, on the first call. */
-export function openEventStoreDb(connectionString: string, options: EventStoreDbOptions = {}): EventStoreDbEventStore {
+export function openEventStoreDb(
+  connectionString: string,
+  options: EventStoreDbOptions = {},
+): EventStoreDbEventStore {
   return new EventStoreDbEventStore(EventStoreDBClient.connectionString(connectionString), options);
 }
 
@@ -102,7 +105,11 @@ export class EventStoreDbEventStore implements EventStore {
     this.pingTimeoutMs = options.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS;
   }
 
-  async append(streamName: string, events: EventToAppend[], expected: ExpectedVersion): Promise<AppendResult> {
+  async append(
+    streamName: string,
+    events: EventToAppend[],
+    expected: ExpectedVersion,
+  ): Promise<AppendResult> {
     if (events.length === 0) throw new RangeError('append needs at least one event');
     let revision: bigint;
     try {
@@ -120,7 +127,10 @@ export class EventStoreDbEventStore implements EventStore {
     // carries the exact position, the same for the first call and every retry. If this read fails
     // the append did land: the caller's retry with the same ids comes back as already done.
     const last = await this.readStream(streamName, { fromVersion: Number(revision), limit: 1 });
-    if (!last[0]) throw new EventStoreUnavailable(`event ${streamName}@${revision.toString()} was appended but cannot be read back`);
+    if (!last[0])
+      throw new EventStoreUnavailable(
+        `event ${streamName}@${revision.toString()} was appended but cannot be read back`,
+      );
     return { version: Number(revision), position: last[0].position };
   }
 
@@ -133,7 +143,8 @@ export class EventStoreDbEventStore implements EventStore {
     try {
       const stream = this.client.readStream(streamName, {
         direction: backwards ? BACKWARDS : FORWARDS,
-        fromRevision: options.fromVersion === undefined ? (backwards ? END : START) : BigInt(options.fromVersion),
+        fromRevision:
+          options.fromVersion === undefined ? (backwards ? END : START) : BigInt(options.fromVersion),
         ...(options.limit === undefined ? {} : { maxCount: options.limit }),
       });
       read = ignoreLateErrors(stream);
@@ -157,14 +168,19 @@ export class EventStoreDbEventStore implements EventStore {
     const events: RecordedEvent[] = [];
     // readAll's fromPosition is inclusive; the port's is exclusive, so the event at `from` is skipped.
     await this.scanAll({ fromPosition: toReadPosition(from), direction: FORWARDS }, (event, position) => {
-      if (!isAfter(position, from) || !isWanted(event.streamId, event.type, options.streamPrefix)) return true;
+      if (!isAfter(position, from) || !isWanted(event.streamId, event.type, options.streamPrefix))
+        return true;
       events.push(toRecordedEvent(event));
       return events.length < options.limit;
     });
     return events;
   }
 
-  async countEvents(options: { fromPosition?: string | null; streamPrefix?: string; limit?: number }): Promise<number> {
+  async countEvents(options: {
+    fromPosition?: string | null;
+    streamPrefix?: string;
+    limit?: number;
+  }): Promise<number> {
     const from = options.fromPosition ?? null;
     const limit = options.limit ?? Number.POSITIVE_INFINITY;
     let count = 0;
@@ -189,11 +205,16 @@ export class EventStoreDbEventStore implements EventStore {
   }
 
   async ping(): Promise<void> {
-    const read = ignoreLateErrors(this.client.readAll({ fromPosition: END, direction: BACKWARDS, maxCount: 1 }));
+    const read = ignoreLateErrors(
+      this.client.readAll({ fromPosition: END, direction: BACKWARDS, maxCount: 1 }),
+    );
     let timer: ReturnType<typeof setTimeout> | undefined;
     const silence = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new EventStoreUnavailable(`EventStoreDB did not answer a ping within ${this.pingTimeoutMs} ms`)),
+        () =>
+          reject(
+            new EventStoreUnavailable(`EventStoreDB did not answer a ping within ${this.pingTimeoutMs} ms`),
+          ),
         this.pingTimeoutMs,
       );
     });
@@ -201,7 +222,9 @@ export class EventStoreDbEventStore implements EventStore {
       await Promise.race([drain(read), silence]);
     } catch (error) {
       const mapped = toPortError(error);
-      throw mapped instanceof EventStoreUnavailable ? mapped : new EventStoreUnavailable('EventStoreDB ping failed', { cause: error });
+      throw mapped instanceof EventStoreUnavailable
+        ? mapped
+        : new EventStoreUnavailable('EventStoreDB ping failed', { cause: error });
     } finally {
       clearTimeout(timer);
       stopReading(read);
@@ -258,7 +281,9 @@ export class EventStoreDbEventStore implements EventStore {
     let progressed = false;
     let caughtUp = false;
     const watchdog = new LivenessWatchdog(this.livenessTimeoutMs, () => {
-      subscription.destroy(new SubscriptionStalled(`no word from the server for ${this.livenessTimeoutMs} ms`));
+      subscription.destroy(
+        new SubscriptionStalled(`no word from the server for ${this.livenessTimeoutMs} ms`),
+      );
     });
     const heard = () => watchdog.heard();
     subscription
@@ -347,7 +372,9 @@ function subscriptionFilter(streamPrefix: string | undefined): Filter {
  * The client emits a failed call's error on the stream; while a loop iterates, the error reaches it
  * through the iterator. Once the loop is gone, this listener keeps a late one from crashing the process.
  */
-function ignoreLateErrors<T extends { on(event: 'error', listener: (err: Error) => void): unknown }>(stream: T): T {
+function ignoreLateErrors<T extends { on(event: 'error', listener: (err: Error) => void): unknown }>(
+  stream: T,
+): T {
   stream.on('error', () => {});
   return stream;
 }
@@ -377,7 +404,10 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 /** A signal that aborts when either input does (AbortSignal.any needs Node 20.3). */
-function linkSignals(first: AbortSignal, second: AbortSignal | undefined): { signal: AbortSignal; release(): void } {
+function linkSignals(
+  first: AbortSignal,
+  second: AbortSignal | undefined,
+): { signal: AbortSignal; release(): void } {
   const controller = new AbortController();
   const abort = () => controller.abort();
   for (const signal of [first, second]) {

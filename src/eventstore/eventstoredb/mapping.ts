@@ -32,7 +32,8 @@ export class EventDecodingError extends Error {
 export function toExpectedRevision(expected: ExpectedVersion): AppendExpectedRevision {
   if (expected === 'no_stream') return NO_STREAM;
   if (expected === 'any') return ANY;
-  if (!Number.isSafeInteger(expected) || expected < 0) throw new RangeError(`not a stream version: ${expected}`);
+  if (!Number.isSafeInteger(expected) || expected < 0)
+    throw new RangeError(`not a stream version: ${expected}`);
   return BigInt(expected);
 }
 
@@ -70,7 +71,9 @@ export function isWanted(streamName: string, type: string, streamPrefix: string 
 }
 
 function isJsonObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array);
+  return (
+    typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array)
+  );
 }
 
 /**
@@ -81,11 +84,15 @@ function isJsonObject(value: unknown): value is Record<string, unknown> {
 export function toRecordedEvent(event: EsdbRecordedEvent): RecordedEvent {
   const where = `${event.streamId}@${event.revision.toString()}`;
   if (!event.position) {
-    throw new EventDecodingError(`event ${where} came without a log position (EventStoreDB 22.6 or later sends it)`);
+    throw new EventDecodingError(
+      `event ${where} came without a log position (EventStoreDB 22.6 or later sends it)`,
+    );
   }
-  if (!isJsonObject(event.data)) throw new EventDecodingError(`event ${where} has data that is not a JSON object`);
+  if (!isJsonObject(event.data))
+    throw new EventDecodingError(`event ${where} has data that is not a JSON object`);
   const metadata = event.metadata ?? {};
-  if (!isJsonObject(metadata)) throw new EventDecodingError(`event ${where} has metadata that is not a JSON object`);
+  if (!isJsonObject(metadata))
+    throw new EventDecodingError(`event ${where} has metadata that is not a JSON object`);
   return {
     eventId: event.id,
     type: event.type,
@@ -132,7 +139,9 @@ export function isPermanentError(error: unknown): boolean {
 
 export function isStreamNotFound(error: unknown): boolean {
   const converted = asCommandError(error);
-  return converted instanceof Error && isCommandError(converted) && converted.type === ErrorType.STREAM_NOT_FOUND;
+  return (
+    converted instanceof Error && isCommandError(converted) && converted.type === ErrorType.STREAM_NOT_FOUND
+  );
 }
 
 /** Any client error as the port's error when there is one for it; otherwise the client's typed error. */
@@ -148,7 +157,11 @@ export function toPortError(error: unknown): unknown {
 
 export function toAppendError(error: unknown, streamName: string, expected: ExpectedVersion): unknown {
   const converted = asCommandError(error);
-  if (converted instanceof Error && isCommandError(converted) && converted.type === ErrorType.WRONG_EXPECTED_VERSION) {
+  if (
+    converted instanceof Error &&
+    isCommandError(converted) &&
+    converted.type === ErrorType.WRONG_EXPECTED_VERSION
+  ) {
     return new WrongExpectedVersion(streamName, expected, toActualVersion(converted.actualVersion));
   }
   return toPortError(converted);

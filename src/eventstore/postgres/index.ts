@@ -76,22 +76,42 @@ export class PostgresEventStore implements EventStore {
     return this.database.db;
   }
 
-  async append(streamName: string, events: EventToAppend[], expected: ExpectedVersion): Promise<AppendResult> {
+  async append(
+    streamName: string,
+    events: EventToAppend[],
+    expected: ExpectedVersion,
+  ): Promise<AppendResult> {
     if (events.length === 0) throw new RangeError('append needs at least one event');
-    const payload = JSON.stringify(events.map(({ eventId, type, data, metadata }) => ({ eventId, type, data, metadata })));
+    const payload = JSON.stringify(
+      events.map(({ eventId, type, data, metadata }) => ({ eventId, type, data, metadata })),
+    );
     const row = await this.guard(async () => {
-      const { rows } = await sql<{ outcome: string; version: string | null; tx_id: string | null; global_seq: string | null }>`
-        select * from its_append(${streamName}, ${streamGroup(streamName)}, ${expectedCode(expected)}, ${payload}::jsonb)`.execute(this.db);
+      const { rows } = await sql<{
+        outcome: string;
+        version: string | null;
+        tx_id: string | null;
+        global_seq: string | null;
+      }>`
+        select * from its_append(${streamName}, ${streamGroup(streamName)}, ${expectedCode(expected)}, ${payload}::jsonb)`.execute(
+        this.db,
+      );
       return rows[0]!;
     });
     if (row.outcome === 'wrong_version') {
-      throw new WrongExpectedVersion(streamName, expected, row.version === null ? 'no_stream' : Number(row.version));
+      throw new WrongExpectedVersion(
+        streamName,
+        expected,
+        row.version === null ? 'no_stream' : Number(row.version),
+      );
     }
     if (row.outcome === 'duplicate_elsewhere') {
       throw new RangeError(`event ${events.at(-1)!.eventId} was already appended to another stream`);
     }
     this.notifySubscribers();
-    return { version: Number(row.version), position: formatPosition(BigInt(row.tx_id!), BigInt(row.global_seq!)) };
+    return {
+      version: Number(row.version),
+      position: formatPosition(BigInt(row.tx_id!), BigInt(row.global_seq!)),
+    };
   }
 
   // NOTIFY after commit, not inside the append: inside, it would serialize every commit on the
@@ -131,13 +151,23 @@ export class PostgresEventStore implements EventStore {
   }
 
   async readAll(options: ReadAllOptions): Promise<RecordedEvent[]> {
-    const rows = await this.guard(() => this.readCommitted(options.fromPosition ?? null, options.streamPrefix, options.limit));
+    const rows = await this.guard(() =>
+      this.readCommitted(options.fromPosition ?? null, options.streamPrefix, options.limit),
+    );
     return rows.map(toRecorded);
   }
 
-  async countEvents(options: { fromPosition?: string | null; streamPrefix?: string; limit?: number }): Promise<number> {
+  async countEvents(options: {
+    fromPosition?: string | null;
+    streamPrefix?: string;
+    limit?: number;
+  }): Promise<number> {
     const { rows } = await this.guard(() =>
-      sql<{ n: string }>`select count(*) as n from (${this.committedAfter(this.db.selectFrom('its_events').select(sql`1`.as('one')), options.fromPosition ?? null, options.streamPrefix).limit(options.limit ?? Number.MAX_SAFE_INTEGER)}) as counted`.execute(this.db),
+      sql<{
+        n: string;
+      }>`select count(*) as n from (${this.committedAfter(this.db.selectFrom('its_events').select(sql`1`.as('one')), options.fromPosition ?? null, options.streamPrefix).limit(options.limit ?? Number.MAX_SAFE_INTEGER)}) as counted`.execute(
+        this.db,
+      ),
     );
     return Number(rows[0]!.n);
   }
@@ -145,14 +175,24 @@ export class PostgresEventStore implements EventStore {
   /** Events after `after`, only from transactions older than every one still running. */
   private readCommitted(after: string | null, streamPrefix: string | undefined, limit: number) {
     // Order by the column, not the select list's text alias of it: as text, '1000' < '902'.
-    return this.committedAfter(this.selectEvents(), after, streamPrefix).orderBy(sql`its_events.tx_id`).orderBy(sql`its_events.global_seq`).limit(limit).execute();
+    return this.committedAfter(this.selectEvents(), after, streamPrefix)
+      .orderBy(sql`its_events.tx_id`)
+      .orderBy(sql`its_events.global_seq`)
+      .limit(limit)
+      .execute();
   }
 
-  private committedAfter<Q extends SelectQueryBuilder<Schema, 'its_events', object>>(select: Q, after: string | null, streamPrefix: string | undefined): Q {
+  private committedAfter<Q extends SelectQueryBuilder<Schema, 'its_events', object>>(
+    select: Q,
+    after: string | null,
+    streamPrefix: string | undefined,
+  ): Q {
     let query = select.where(sql<boolean>`tx_id < pg_snapshot_xmin(pg_current_snapshot())`) as Q;
     if (after !== null) {
       const [tx, seq] = parsePosition(after);
-      query = query.where(sql<boolean>`(tx_id, global_seq) > (${tx.toString()}::xid8, ${seq.toString()}::bigint)`) as Q;
+      query = query.where(
+        sql<boolean>`(tx_id, global_seq) > (${tx.toString()}::xid8, ${seq.toString()}::bigint)`,
+      ) as Q;
     }
     if (streamPrefix !== undefined) {
       query = (
@@ -165,20 +205,18 @@ export class PostgresEventStore implements EventStore {
   }
 
   private selectEvents() {
-    return this.db
-      .selectFrom('its_events')
-      .select([
-        sql<string>`tx_id::text`.as('tx_id'),
-        'global_seq',
-        'stream_name',
-        'version',
-        sql<string>`event_id::text`.as('event_id'),
-        'type',
-        sql<Record<string, unknown>>`data`.as('data'),
-        sql<Record<string, unknown>>`metadata`.as('metadata'),
-        // ISO text straight from the server: no Date to parse and format again per event.
-        sql<string>`to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`.as('created_at'),
-      ]);
+    return this.db.selectFrom('its_events').select([
+      sql<string>`tx_id::text`.as('tx_id'),
+      'global_seq',
+      'stream_name',
+      'version',
+      sql<string>`event_id::text`.as('event_id'),
+      'type',
+      sql<Record<string, unknown>>`data`.as('data'),
+      sql<Record<string, unknown>>`metadata`.as('metadata'),
+      // ISO text straight from the server: no Date to parse and format again per event.
+      sql<string>`to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`.as('created_at'),
+    ]);
   }
 
   async *subscribe(options: SubscribeOptions): AsyncIterable<RecordedEvent> {
@@ -211,7 +249,9 @@ export class PostgresEventStore implements EventStore {
           if (signal?.aborted) return;
         }
         if (rows.length === SUBSCRIPTION_BATCH || woken) continue;
-        const waitMs = (await this.hasEventsBehindHorizon(position, streamPrefix)) ? HORIZON_RECHECK_MS : IDLE_RECHECK_MS;
+        const waitMs = (await this.hasEventsBehindHorizon(position, streamPrefix))
+          ? HORIZON_RECHECK_MS
+          : IDLE_RECHECK_MS;
         if (woken) continue;
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, waitMs);
@@ -229,7 +269,10 @@ export class PostgresEventStore implements EventStore {
   }
 
   /** True when committed or running appends exist past `position` that the horizon still hides. */
-  private async hasEventsBehindHorizon(position: string | null, streamPrefix: string | undefined): Promise<boolean> {
+  private async hasEventsBehindHorizon(
+    position: string | null,
+    streamPrefix: string | undefined,
+  ): Promise<boolean> {
     try {
       const [tx, seq] = position === null ? [0n, 0n] : parsePosition(position);
       const { rows } = await sql<{ waiting: boolean }>`
@@ -254,7 +297,11 @@ export class PostgresEventStore implements EventStore {
       if (streamPrefix !== undefined) {
         query = query.where('stream_name', 'like', likePrefix(streamPrefix));
       }
-      return query.orderBy(sql`its_events.tx_id desc`).orderBy(sql`its_events.global_seq desc`).limit(1).execute();
+      return query
+        .orderBy(sql`its_events.tx_id desc`)
+        .orderBy(sql`its_events.global_seq desc`)
+        .limit(1)
+        .execute();
     });
     const row = rows[0];
     return row ? formatPosition(BigInt(row.tx_id), BigInt(row.global_seq)) : null;
@@ -271,7 +318,8 @@ export class PostgresEventStore implements EventStore {
     try {
       return await operation();
     } catch (error) {
-      if (isDatabaseUnavailable(error)) throw new EventStoreUnavailable('PostgreSQL event store unreachable', { cause: error });
+      if (isDatabaseUnavailable(error))
+        throw new EventStoreUnavailable('PostgreSQL event store unreachable', { cause: error });
       throw error;
     }
   }
@@ -280,9 +328,13 @@ export class PostgresEventStore implements EventStore {
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
   });
 }

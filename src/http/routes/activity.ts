@@ -1,6 +1,13 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Runtime } from '../../app/runtime.ts';
-import { IncidentParams, IngestSignalBody, RecordActionBody, RecordSloViolationBody, WriteHeaders, WriteResult } from '../schemas.ts';
+import {
+  IncidentParams,
+  IngestSignalBody,
+  RecordActionBody,
+  RecordSloViolationBody,
+  WriteHeaders,
+  WriteResult,
+} from '../schemas.ts';
 import { executeWrite } from '../writes.ts';
 
 const written = { 200: WriteResult, 201: WriteResult, 202: WriteResult };
@@ -14,7 +21,8 @@ export const activityRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
       config: { operation: 'writeIncidents' },
       schema: {
         tags,
-        summary: 'Record an action: NOTE → INCIDENT_NOTE_ADDED, other kinds → INCIDENT_PLAYBOOK_ACTION_EXECUTED',
+        summary:
+          'Record an action: NOTE → INCIDENT_NOTE_ADDED, other kinds → INCIDENT_PLAYBOOK_ACTION_EXECUTED',
         params: IncidentParams,
         headers: WriteHeaders,
         body: RecordActionBody,
@@ -33,7 +41,14 @@ export const activityRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
     '/api/orgs/:orgId/incidents/:incidentId/signals',
     {
       config: { operation: 'writeIncidents' },
-      schema: { tags, summary: 'Attach a signal (alert, metric, log, trace, deployment)', params: IncidentParams, headers: WriteHeaders, body: IngestSignalBody, response: written },
+      schema: {
+        tags,
+        summary: 'Attach a signal (alert, metric, log, trace, deployment)',
+        params: IncidentParams,
+        headers: WriteHeaders,
+        body: IngestSignalBody,
+        response: written,
+      },
     },
     async (request, reply) =>
       executeWrite(runtime, request, reply, {
@@ -47,7 +62,14 @@ export const activityRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
     '/api/orgs/:orgId/incidents/:incidentId/slo-violations',
     {
       config: { operation: 'writeIncidents' },
-      schema: { tags, summary: 'Record an SLO violation', params: IncidentParams, headers: WriteHeaders, body: RecordSloViolationBody, response: written },
+      schema: {
+        tags,
+        summary: 'Record an SLO violation',
+        params: IncidentParams,
+        headers: WriteHeaders,
+        body: RecordSloViolationBody,
+        response: written,
+      },
     },
     async (request, reply) =>
       executeWrite(runtime, request, reply, {

@@ -30,7 +30,11 @@ export const adminRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (a
     '/admin/projections',
     {
       config: { operation: 'admin' },
-      schema: { tags, summary: 'Each projection: checkpoint, lag, state, last error', response: { 200: z.object({ projections: z.array(ProjectionState) }) } },
+      schema: {
+        tags,
+        summary: 'Each projection: checkpoint, lag, state, last error',
+        response: { 200: z.object({ projections: z.array(ProjectionState) }) },
+      },
     },
     async () => {
       return { projections: await projectionStatus(runtime.database, runtime.store) };

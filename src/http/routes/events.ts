@@ -3,7 +3,14 @@ import type { Runtime } from '../../app/runtime.ts';
 import { incidentStreamName, orgStreamPrefix } from '../../domain/streams.ts';
 import { parsePosition, type RecordedEvent } from '../../eventstore/port.ts';
 import { notFound, validationFailed } from '../errors.ts';
-import { IncidentParams, OrgEvents, OrgEventsQuery, OrgParams, StreamEvents, StreamEventsQuery } from '../schemas.ts';
+import {
+  IncidentParams,
+  OrgEvents,
+  OrgEventsQuery,
+  OrgParams,
+  StreamEvents,
+  StreamEventsQuery,
+} from '../schemas.ts';
 
 const tags = ['events'];
 
@@ -33,7 +40,13 @@ export const eventRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (a
     '/api/orgs/:orgId/incidents/:incidentId/events',
     {
       config: { operation: 'readEvents' },
-      schema: { tags, summary: "One incident's stream, by version", params: IncidentParams, querystring: StreamEventsQuery, response: { 200: StreamEvents } },
+      schema: {
+        tags,
+        summary: "One incident's stream, by version",
+        params: IncidentParams,
+        querystring: StreamEventsQuery,
+        response: { 200: StreamEvents },
+      },
     },
     async (request) => {
       const { orgId, incidentId } = request.params;
@@ -41,13 +54,21 @@ export const eventRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (a
       const streamName = incidentStreamName(orgId, incidentId);
       const start = fromVersion ?? (direction === 'forwards' ? 0 : undefined);
       // One more than asked, to know whether another page follows.
-      const events = await store.readStream(streamName, { ...(start !== undefined ? { fromVersion: start } : {}), direction, limit: limit + 1 });
+      const events = await store.readStream(streamName, {
+        ...(start !== undefined ? { fromVersion: start } : {}),
+        direction,
+        limit: limit + 1,
+      });
       if (events.length === 0) {
         const newest = await store.readStream(streamName, { direction: 'backwards', limit: 1 });
         if (newest.length === 0) throw notFound(`incident ${incidentId} not found`);
       }
       const page = events.slice(0, limit);
-      return { streamName, events: page.map(rawEvent), nextFromVersion: events.length > limit ? events[limit]!.version : null };
+      return {
+        streamName,
+        events: page.map(rawEvent),
+        nextFromVersion: events.length > limit ? events[limit]!.version : null,
+      };
     },
   );
 
@@ -58,7 +79,8 @@ export const eventRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (a
       schema: {
         tags,
         summary: "The org's events from every incident, in global-log order",
-        description: 'Total and stable order: reading again from any position gives the same events. Follow nextFromPosition until it is null.',
+        description:
+          'Total and stable order: reading again from any position gives the same events. Follow nextFromPosition until it is null.',
         params: OrgParams,
         querystring: OrgEventsQuery,
         response: { 200: OrgEvents },
@@ -67,16 +89,28 @@ export const eventRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (a
     async (request) => {
       const { orgId } = request.params;
       const { fromPosition, limit, type } = request.query;
-      if (fromPosition !== undefined && parsePosition(fromPosition).some((part) => part > MAX_POSITION_PART[store.kind])) {
-        throw validationFailed('fromPosition is beyond any position this store issues', [{ path: 'fromPosition', message: 'is not a position this API issued' }]);
+      if (
+        fromPosition !== undefined &&
+        parsePosition(fromPosition).some((part) => part > MAX_POSITION_PART[store.kind])
+      ) {
+        throw validationFailed('fromPosition is beyond any position this store issues', [
+          { path: 'fromPosition', message: 'is not a position this API issued' },
+        ]);
       }
       const streamPrefix = orgStreamPrefix(orgId);
       const toOutput = (event: RecordedEvent) => ({ ...rawEvent(event), streamName: event.streamName });
 
       if (!type) {
-        const events = await store.readAll({ fromPosition: fromPosition ?? null, streamPrefix, limit: limit + 1 });
+        const events = await store.readAll({
+          fromPosition: fromPosition ?? null,
+          streamPrefix,
+          limit: limit + 1,
+        });
         const page = events.slice(0, limit);
-        return { events: page.map(toOutput), nextFromPosition: events.length > limit ? page.at(-1)!.position : null };
+        return {
+          events: page.map(toOutput),
+          nextFromPosition: events.length > limit ? page.at(-1)!.position : null,
+        };
       }
 
       // The port filters by stream, not by type: scan, keep the matches, and never skip one.
@@ -99,7 +133,8 @@ export const eventRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (a
         scanned += batch.length;
         if (batch.length < FILTER_BATCH) return { events: matches.map(toOutput), nextFromPosition: null };
         // A long stretch without matches: answer what was found and where to go on from.
-        if (scanned >= FILTER_SCAN_LIMIT) return { events: matches.map(toOutput), nextFromPosition: position };
+        if (scanned >= FILTER_SCAN_LIMIT)
+          return { events: matches.map(toOutput), nextFromPosition: position };
       }
     },
   );

@@ -47,7 +47,13 @@ export const incidentRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
     '/api/orgs/:orgId/incidents',
     {
       config: { operation: 'readIncidents' },
-      schema: { tags, summary: 'List incidents', params: OrgParams, querystring: ListIncidentsQuery, response: { 200: IncidentList } },
+      schema: {
+        tags,
+        summary: 'List incidents',
+        params: OrgParams,
+        querystring: ListIncidentsQuery,
+        response: { 200: IncidentList },
+      },
     },
     async (request) => {
       const { orgId } = request.params;
@@ -56,10 +62,17 @@ export const incidentRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
       if (cursor !== undefined) {
         const payload = CursorPayload.safeParse(decodeCursor(cursorKey, cursor));
         if (!payload.success || payload.data.org !== orgId) {
-          throw validationFailed('the cursor is not one this API issued', [{ path: 'cursor', message: 'is invalid or was tampered with' }]);
+          throw validationFailed('the cursor is not one this API issued', [
+            { path: 'cursor', message: 'is invalid or was tampered with' },
+          ]);
         }
         if (payload.data.sort !== sort || payload.data.order !== order) {
-          throw validationFailed('the cursor belongs to another sort order', [{ path: 'cursor', message: `was issued for sort=${payload.data.sort}&order=${payload.data.order}` }]);
+          throw validationFailed('the cursor belongs to another sort order', [
+            {
+              path: 'cursor',
+              message: `was issued for sort=${payload.data.sort}&order=${payload.data.order}`,
+            },
+          ]);
         }
         after = payload.data.after;
       }
@@ -75,7 +88,12 @@ export const incidentRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
     '/api/orgs/:orgId/incidents/:incidentId',
     {
       config: { operation: 'readIncidents' },
-      schema: { tags, summary: 'One incident with its signals, actions and SLO violations (oldest first)', params: IncidentParams, response: { 200: IncidentDetails } },
+      schema: {
+        tags,
+        summary: 'One incident with its signals, actions and SLO violations (oldest first)',
+        params: IncidentParams,
+        response: { 200: IncidentDetails },
+      },
     },
     async (request, reply) => {
       const { orgId, incidentId } = request.params;
@@ -90,65 +108,138 @@ export const incidentRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
     '/api/orgs/:orgId/incidents',
     {
       config: { operation: 'writeIncidents' },
-      schema: { tags, summary: 'Declare an incident (INCIDENT_CREATED)', params: OrgParams, headers: CreateHeaders, body: CreateIncidentBody, response: written },
+      schema: {
+        tags,
+        summary: 'Declare an incident (INCIDENT_CREATED)',
+        params: OrgParams,
+        headers: CreateHeaders,
+        body: CreateIncidentBody,
+        response: written,
+      },
     },
-    async (request, reply) => executeWrite(runtime, request, reply, { incidentId: null, input: { type: 'CreateIncident', ...request.body } }),
+    async (request, reply) =>
+      executeWrite(runtime, request, reply, {
+        incidentId: null,
+        input: { type: 'CreateIncident', ...request.body },
+      }),
   );
 
   app.patch(
     '/api/orgs/:orgId/incidents/:incidentId',
     {
       config: { operation: 'writeIncidents' },
-      schema: { tags, summary: 'Change fields (INCIDENT_UPDATED with the changed fields only)', params: IncidentParams, headers: WriteHeaders, body: UpdateIncidentBody, response: written },
+      schema: {
+        tags,
+        summary: 'Change fields (INCIDENT_UPDATED with the changed fields only)',
+        params: IncidentParams,
+        headers: WriteHeaders,
+        body: UpdateIncidentBody,
+        response: written,
+      },
     },
     async (request, reply) =>
-      executeWrite(runtime, request, reply, { incidentId: request.params.incidentId, input: { type: 'UpdateIncident', changes: request.body } }),
+      executeWrite(runtime, request, reply, {
+        incidentId: request.params.incidentId,
+        input: { type: 'UpdateIncident', changes: request.body },
+      }),
   );
 
   app.post(
     '/api/orgs/:orgId/incidents/:incidentId/status',
     {
       config: { operation: 'changeStatus' },
-      schema: { tags, summary: 'Move through the lifecycle (409 when the move is not allowed)', params: IncidentParams, headers: WriteHeaders, body: ChangeStatusBody, response: written },
+      schema: {
+        tags,
+        summary: 'Move through the lifecycle (409 when the move is not allowed)',
+        params: IncidentParams,
+        headers: WriteHeaders,
+        body: ChangeStatusBody,
+        response: written,
+      },
     },
     async (request, reply) =>
-      executeWrite(runtime, request, reply, { incidentId: request.params.incidentId, input: { type: 'ChangeStatus', ...request.body } }),
+      executeWrite(runtime, request, reply, {
+        incidentId: request.params.incidentId,
+        input: { type: 'ChangeStatus', ...request.body },
+      }),
   );
 
   app.post(
     '/api/orgs/:orgId/incidents/:incidentId/severity',
     {
       config: { operation: 'changeSeverity' },
-      schema: { tags, summary: 'Change the severity', params: IncidentParams, headers: WriteHeaders, body: ChangeSeverityBody, response: written },
+      schema: {
+        tags,
+        summary: 'Change the severity',
+        params: IncidentParams,
+        headers: WriteHeaders,
+        body: ChangeSeverityBody,
+        response: written,
+      },
     },
     async (request, reply) =>
-      executeWrite(runtime, request, reply, { incidentId: request.params.incidentId, input: { type: 'ChangeSeverity', ...request.body } }),
+      executeWrite(runtime, request, reply, {
+        incidentId: request.params.incidentId,
+        input: { type: 'ChangeSeverity', ...request.body },
+      }),
   );
 
   app.post(
     '/api/orgs/:orgId/incidents/:incidentId/tags',
     {
       config: { operation: 'writeIncidents' },
-      schema: { tags, summary: 'Add a tag', params: IncidentParams, headers: WriteHeaders, body: AddTagBody, response: written },
+      schema: {
+        tags,
+        summary: 'Add a tag',
+        params: IncidentParams,
+        headers: WriteHeaders,
+        body: AddTagBody,
+        response: written,
+      },
     },
-    async (request, reply) => executeWrite(runtime, request, reply, { incidentId: request.params.incidentId, input: { type: 'AddTag', tag: request.body.tag } }),
+    async (request, reply) =>
+      executeWrite(runtime, request, reply, {
+        incidentId: request.params.incidentId,
+        input: { type: 'AddTag', tag: request.body.tag },
+      }),
   );
 
   app.delete(
     '/api/orgs/:orgId/incidents/:incidentId/tags/:tag',
     {
       config: { operation: 'writeIncidents' },
-      schema: { tags, summary: 'Remove a tag', params: IncidentParams.extend({ tag: Tag }), headers: WriteHeaders, response: written },
+      schema: {
+        tags,
+        summary: 'Remove a tag',
+        params: IncidentParams.extend({ tag: Tag }),
+        headers: WriteHeaders,
+        response: written,
+      },
     },
-    async (request, reply) => executeWrite(runtime, request, reply, { incidentId: request.params.incidentId, input: { type: 'RemoveTag', tag: request.params.tag } }),
+    async (request, reply) =>
+      executeWrite(runtime, request, reply, {
+        incidentId: request.params.incidentId,
+        input: { type: 'RemoveTag', tag: request.params.tag },
+      }),
   );
 
   app.post(
     '/api/orgs/:orgId/incidents/:incidentId/tickets',
     {
       config: { operation: 'writeIncidents' },
-      schema: { tags, summary: 'Link a ticket (INCIDENT_LINKED_TO_TICKET)', params: IncidentParams, headers: WriteHeaders, body: LinkTicketBody, response: written },
+      schema: {
+        tags,
+        summary: 'Link a ticket (INCIDENT_LINKED_TO_TICKET)',
+        params: IncidentParams,
+        headers: WriteHeaders,
+        body: LinkTicketBody,
+        response: written,
+      },
     },
-    async (request, reply) => executeWrite(runtime, request, reply, { incidentId: request.params.incidentId, input: { type: 'LinkTicket', ...request.body } }),
+    async (request, reply) =>
+      executeWrite(runtime, request, reply, {
+        incidentId: request.params.incidentId,
+        input: { type: 'LinkTicket', ...request.body },
+      }),
   );
 };

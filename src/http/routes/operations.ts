@@ -16,14 +16,24 @@ const Readiness = z
     status: z.enum(['ready', 'unavailable']),
     eventStore: Dependency,
     database: Dependency,
-    projections: z.array(z.object({ name: z.string(), lag: z.number().int().describe('events behind'), lagSeconds: z.number(), state: z.string() })),
+    projections: z.array(
+      z.object({
+        name: z.string(),
+        lag: z.number().int().describe('events behind'),
+        lagSeconds: z.number(),
+        state: z.string(),
+      }),
+    ),
   })
   .meta({ id: 'Readiness' });
 
 function withTimeout<T>(work: Promise<T>, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
+    timer = setTimeout(
+      () => reject(new Error(`${what} did not answer within ${CHECK_TIMEOUT_MS} ms`)),
+      CHECK_TIMEOUT_MS,
+    );
   });
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
@@ -43,7 +53,14 @@ export const operationsRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = asy
 
   app.get(
     '/health/live',
-    { config: open, schema: { tags, summary: '200 while the process runs', response: { 200: z.object({ status: z.literal('ok') }) } } },
+    {
+      config: open,
+      schema: {
+        tags,
+        summary: '200 while the process runs',
+        response: { 200: z.object({ status: z.literal('ok') }) },
+      },
+    },
     async () => ({ status: 'ok' as const }),
   );
 
@@ -51,7 +68,11 @@ export const operationsRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = asy
     '/health/ready',
     {
       config: open,
-      schema: { tags, summary: '200 when the event store and the database answer, else 503; with each projection\'s lag', response: { 200: Readiness, 503: Readiness } },
+      schema: {
+        tags,
+        summary: "200 when the event store and the database answer, else 503; with each projection's lag",
+        response: { 200: Readiness, 503: Readiness },
+      },
     },
     async (_request, reply) => {
       const [eventStore, database] = await Promise.all([
@@ -60,7 +81,9 @@ export const operationsRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = asy
       ]);
       const projections =
         eventStore.status === 'up' && database.status === 'up'
-          ? await withTimeout(projectionStatus(runtime.database, runtime.store), 'projection status').catch(() => [])
+          ? await withTimeout(projectionStatus(runtime.database, runtime.store), 'projection status').catch(
+              () => [],
+            )
           : [];
       const ready = eventStore.status === 'up' && database.status === 'up';
       if (!ready) reply.code(503).header('retry-after', String(RETRY_AFTER_SECONDS));
@@ -68,7 +91,12 @@ export const operationsRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = asy
         status: ready ? ('ready' as const) : ('unavailable' as const),
         eventStore,
         database,
-        projections: projections.map((projection) => ({ name: projection.name, lag: projection.lag, lagSeconds: projection.lagSeconds, state: projection.state })),
+        projections: projections.map((projection) => ({
+          name: projection.name,
+          lag: projection.lag,
+          lagSeconds: projection.lagSeconds,
+          state: projection.state,
+        })),
       };
     },
   );

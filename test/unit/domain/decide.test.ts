@@ -57,13 +57,18 @@ describe('CreateIncident', () => {
   });
 
   it('defaults tags to an empty list', () => {
-    const { tags: _tags, ...withoutTags } = createCommand as Extract<IncidentCommand, { type: 'CreateIncident' }>;
+    const { tags: _tags, ...withoutTags } = createCommand as Extract<
+      IncidentCommand,
+      { type: 'CreateIncident' }
+    >;
     expect(given().when(withoutTags)[0]).toMatchObject({ data: { tags: [] } });
   });
 
   it('refuses to create an incident that exists', () => {
     expect(() => given(created).when(createCommand)).toThrow(IncidentAlreadyExists);
-    expect(() => given(created).when(createCommand)).toThrow(expect.objectContaining({ code: 'INCIDENT_EXISTS', incidentId: 'inc_0001' }));
+    expect(() => given(created).when(createCommand)).toThrow(
+      expect.objectContaining({ code: 'INCIDENT_EXISTS', incidentId: 'inc_0001' }),
+    );
   });
 });
 
@@ -76,7 +81,14 @@ describe('every command but create needs an incident', () => {
     { type: 'RemoveTag', tag: 'db' },
     { type: 'LinkTicket', system: 'JIRA', key: 'OPS-1' },
     { type: 'RecordAction', actionId: 'act_1', actionKind: 'NOTE', label: 'x' },
-    { type: 'IngestSignal', signalId: 'sig_1', signalType: 'ALERT', source: 'prom', summary: 'x', ts: '2025-01-01T00:00:00.000Z' },
+    {
+      type: 'IngestSignal',
+      signalId: 'sig_1',
+      signalType: 'ALERT',
+      source: 'prom',
+      summary: 'x',
+      ts: '2025-01-01T00:00:00.000Z',
+    },
     {
       type: 'RecordSloViolation',
       violationId: 'slo_1',
@@ -87,19 +99,32 @@ describe('every command but create needs an incident', () => {
       thresholdBreached: true,
     },
   ];
-  it.each(commands.map((command) => [command.type, command] as const))('%s on no incident throws IncidentNotFound', (_name, command) => {
-    expect(() => given().when(command)).toThrow(IncidentNotFound);
-    expect(() => given().when(command)).toThrow(expect.objectContaining({ code: 'NOT_FOUND' }));
-  });
+  it.each(commands.map((command) => [command.type, command] as const))(
+    '%s on no incident throws IncidentNotFound',
+    (_name, command) => {
+      expect(() => given().when(command)).toThrow(IncidentNotFound);
+      expect(() => given().when(command)).toThrow(expect.objectContaining({ code: 'NOT_FOUND' }));
+    },
+  );
 });
 
 describe('UpdateIncident', () => {
   it('records only the fields whose value differs', () => {
     const events = given(created).when({
       type: 'UpdateIncident',
-      changes: { title: 'Checkout down', serviceName: 'checkout', environment: 'production', runbookPath: 'runbooks/checkout.md' },
+      changes: {
+        title: 'Checkout down',
+        serviceName: 'checkout',
+        environment: 'production',
+        runbookPath: 'runbooks/checkout.md',
+      },
     });
-    expect(events).toEqual([{ type: 'INCIDENT_UPDATED', data: { changes: { title: 'Checkout down', runbookPath: 'runbooks/checkout.md' } } }]);
+    expect(events).toEqual([
+      {
+        type: 'INCIDENT_UPDATED',
+        data: { changes: { title: 'Checkout down', runbookPath: 'runbooks/checkout.md' } },
+      },
+    ]);
   });
 
   it('can change every updatable field', () => {
@@ -112,20 +137,29 @@ describe('UpdateIncident', () => {
       projectId: 'p',
       detectedBy: 'b',
     };
-    expect(given(created).when({ type: 'UpdateIncident', changes })).toEqual([{ type: 'INCIDENT_UPDATED', data: { changes } }]);
+    expect(given(created).when({ type: 'UpdateIncident', changes })).toEqual([
+      { type: 'INCIDENT_UPDATED', data: { changes } },
+    ]);
   });
 
   it('decides nothing when every value is unchanged', () => {
-    expect(given(created).when({ type: 'UpdateIncident', changes: { title: 'Checkout latency above SLO', projectId: 'payments' } })).toEqual([]);
+    expect(
+      given(created).when({
+        type: 'UpdateIncident',
+        changes: { title: 'Checkout latency above SLO', projectId: 'payments' },
+      }),
+    ).toEqual([]);
     expect(given(created).when({ type: 'UpdateIncident', changes: {} })).toEqual([]);
   });
 
   it('ignores undefined values and treats null as clearing an optional field', () => {
     const withRunbook = given(created).when({ type: 'UpdateIncident', changes: { runbookPath: 'r' } });
-    expect(given(created).when({ type: 'UpdateIncident', changes: { title: undefined, runbookPath: null } })).toEqual([]);
-    expect(given(created, ...withRunbook).when({ type: 'UpdateIncident', changes: { runbookPath: null } })).toEqual([
-      { type: 'INCIDENT_UPDATED', data: { changes: { runbookPath: null } } },
-    ]);
+    expect(
+      given(created).when({ type: 'UpdateIncident', changes: { title: undefined, runbookPath: null } }),
+    ).toEqual([]);
+    expect(
+      given(created, ...withRunbook).when({ type: 'UpdateIncident', changes: { runbookPath: null } }),
+    ).toEqual([{ type: 'INCIDENT_UPDATED', data: { changes: { runbookPath: null } } }]);
   });
 
   it('decides nothing when the same update is repeated', () => {
@@ -140,7 +174,8 @@ describe('ChangeStatus: every row of the lifecycle in EVENTS.md', () => {
       const allowed = LIFECYCLE_SPEC[from].includes(to);
       const name = `${from} → ${to}: ${from === to ? 'no-op' : allowed ? 'allowed' : 'refused'}`;
       it(name, () => {
-        const when = () => given(...historyTo(from)).when({ type: 'ChangeStatus', newStatus: to, reason: 'because' });
+        const when = () =>
+          given(...historyTo(from)).when({ type: 'ChangeStatus', newStatus: to, reason: 'because' });
         if (from === to) {
           expect(when()).toEqual([]);
         } else if (!allowed) {
@@ -149,7 +184,9 @@ describe('ChangeStatus: every row of the lifecycle in EVENTS.md', () => {
         } else if (to === 'RESOLVED') {
           expect(when()).toEqual([{ type: 'INCIDENT_RESOLVED', data: { from, reason: 'because' } }]);
         } else {
-          expect(when()).toEqual([{ type: 'INCIDENT_STATUS_CHANGED', data: { from, to, reason: 'because' } }]);
+          expect(when()).toEqual([
+            { type: 'INCIDENT_STATUS_CHANGED', data: { from, to, reason: 'because' } },
+          ]);
         }
       });
     }
@@ -159,21 +196,31 @@ describe('ChangeStatus: every row of the lifecycle in EVENTS.md', () => {
     expect(given(created).when({ type: 'ChangeStatus', newStatus: 'INVESTIGATING' })).toEqual([
       { type: 'INCIDENT_STATUS_CHANGED', data: { from: 'OPEN', to: 'INVESTIGATING' } },
     ]);
-    expect(given(created).when({ type: 'ChangeStatus', newStatus: 'RESOLVED' })).toEqual([{ type: 'INCIDENT_RESOLVED', data: { from: 'OPEN' } }]);
+    expect(given(created).when({ type: 'ChangeStatus', newStatus: 'RESOLVED' })).toEqual([
+      { type: 'INCIDENT_RESOLVED', data: { from: 'OPEN' } },
+    ]);
   });
 
   it('reopens a resolved incident and resolves it again', () => {
     const history: IncidentEvent[] = [
       ...historyTo('RESOLVED'),
-      ...given(...historyTo('RESOLVED')).when({ type: 'ChangeStatus', newStatus: 'INVESTIGATING', reason: 'regressed' }),
+      ...given(...historyTo('RESOLVED')).when({
+        type: 'ChangeStatus',
+        newStatus: 'INVESTIGATING',
+        reason: 'regressed',
+      }),
     ];
-    expect(given(...history).when({ type: 'ChangeStatus', newStatus: 'RESOLVED' })).toEqual([{ type: 'INCIDENT_RESOLVED', data: { from: 'INVESTIGATING' } }]);
+    expect(given(...history).when({ type: 'ChangeStatus', newStatus: 'RESOLVED' })).toEqual([
+      { type: 'INCIDENT_RESOLVED', data: { from: 'INVESTIGATING' } },
+    ]);
   });
 });
 
 describe('ChangeSeverity', () => {
   it('records the move with its reason', () => {
-    expect(given(created).when({ type: 'ChangeSeverity', newSeverity: 'SEV1', reason: 'all regions' })).toEqual([
+    expect(
+      given(created).when({ type: 'ChangeSeverity', newSeverity: 'SEV1', reason: 'all regions' }),
+    ).toEqual([
       { type: 'INCIDENT_SEVERITY_CHANGED', data: { from: 'SEV2', to: 'SEV1', reason: 'all regions' } },
     ]);
   });
@@ -199,7 +246,9 @@ describe('ChangeSeverity', () => {
 
 describe('AddTag and RemoveTag', () => {
   it('adds a new tag', () => {
-    expect(given(created).when({ type: 'AddTag', tag: 'db' })).toEqual([{ type: 'INCIDENT_TAG_ADDED', data: { tag: 'db' } }]);
+    expect(given(created).when({ type: 'AddTag', tag: 'db' })).toEqual([
+      { type: 'INCIDENT_TAG_ADDED', data: { tag: 'db' } },
+    ]);
   });
 
   it('decides nothing for a tag already there', () => {
@@ -207,22 +256,36 @@ describe('AddTag and RemoveTag', () => {
   });
 
   it('removes a tag that is there', () => {
-    expect(given(created).when({ type: 'RemoveTag', tag: 'latency' })).toEqual([{ type: 'INCIDENT_TAG_REMOVED', data: { tag: 'latency' } }]);
+    expect(given(created).when({ type: 'RemoveTag', tag: 'latency' })).toEqual([
+      { type: 'INCIDENT_TAG_REMOVED', data: { tag: 'latency' } },
+    ]);
   });
 
   it('decides nothing for a tag not there', () => {
     expect(given(created).when({ type: 'RemoveTag', tag: 'db' })).toEqual([]);
     const removed: IncidentEvent = { type: 'INCIDENT_TAG_REMOVED', data: { tag: 'latency' } };
     expect(given(created, removed).when({ type: 'RemoveTag', tag: 'latency' })).toEqual([]);
-    expect(given(created, removed).when({ type: 'AddTag', tag: 'latency' })).toEqual([{ type: 'INCIDENT_TAG_ADDED', data: { tag: 'latency' } }]);
+    expect(given(created, removed).when({ type: 'AddTag', tag: 'latency' })).toEqual([
+      { type: 'INCIDENT_TAG_ADDED', data: { tag: 'latency' } },
+    ]);
   });
 });
 
 describe('LinkTicket', () => {
-  const linked: IncidentEvent = { type: 'INCIDENT_LINKED_TO_TICKET', data: { system: 'JIRA', key: 'OPS-1', url: 'https://jira.example/OPS-1' } };
+  const linked: IncidentEvent = {
+    type: 'INCIDENT_LINKED_TO_TICKET',
+    data: { system: 'JIRA', key: 'OPS-1', url: 'https://jira.example/OPS-1' },
+  };
 
   it('links a ticket, with or without a url', () => {
-    expect(given(created).when({ type: 'LinkTicket', system: 'JIRA', key: 'OPS-1', url: 'https://jira.example/OPS-1' })).toEqual([linked]);
+    expect(
+      given(created).when({
+        type: 'LinkTicket',
+        system: 'JIRA',
+        key: 'OPS-1',
+        url: 'https://jira.example/OPS-1',
+      }),
+    ).toEqual([linked]);
     expect(given(created).when({ type: 'LinkTicket', system: 'JIRA', key: 'OPS-1' })).toEqual([
       { type: 'INCIDENT_LINKED_TO_TICKET', data: { system: 'JIRA', key: 'OPS-1' } },
     ]);
@@ -230,35 +293,70 @@ describe('LinkTicket', () => {
 
   it('decides nothing for the same system and key, whatever the url', () => {
     expect(given(created, linked).when({ type: 'LinkTicket', system: 'JIRA', key: 'OPS-1' })).toEqual([]);
-    expect(given(created, linked).when({ type: 'LinkTicket', system: 'JIRA', key: 'OPS-1', url: 'https://other' })).toEqual([]);
+    expect(
+      given(created, linked).when({ type: 'LinkTicket', system: 'JIRA', key: 'OPS-1', url: 'https://other' }),
+    ).toEqual([]);
   });
 
   it('links another key or the same key in another system', () => {
     expect(given(created, linked).when({ type: 'LinkTicket', system: 'JIRA', key: 'OPS-2' })).toHaveLength(1);
-    expect(given(created, linked).when({ type: 'LinkTicket', system: 'SERVICENOW', key: 'OPS-1' })).toHaveLength(1);
+    expect(
+      given(created, linked).when({ type: 'LinkTicket', system: 'SERVICENOW', key: 'OPS-1' }),
+    ).toHaveLength(1);
   });
 });
 
 describe('RecordAction', () => {
   it('records a NOTE as INCIDENT_NOTE_ADDED', () => {
-    expect(given(created).when({ type: 'RecordAction', actionId: 'act_1', actionKind: 'NOTE', label: 'paged the DBA', details: 'no answer' })).toEqual([
-      { type: 'INCIDENT_NOTE_ADDED', data: { actionId: 'act_1', label: 'paged the DBA', details: 'no answer' } },
+    expect(
+      given(created).when({
+        type: 'RecordAction',
+        actionId: 'act_1',
+        actionKind: 'NOTE',
+        label: 'paged the DBA',
+        details: 'no answer',
+      }),
+    ).toEqual([
+      {
+        type: 'INCIDENT_NOTE_ADDED',
+        data: { actionId: 'act_1', label: 'paged the DBA', details: 'no answer' },
+      },
     ]);
   });
 
-  it.each(['PLAYBOOK', 'COMMAND', 'ESCALATION', 'COMMUNICATION', 'OTHER'] as const)('records %s as INCIDENT_PLAYBOOK_ACTION_EXECUTED', (actionKind) => {
-    expect(given(created).when({ type: 'RecordAction', actionId: 'act_2', actionKind, label: 'restart pods' })).toEqual([
-      { type: 'INCIDENT_PLAYBOOK_ACTION_EXECUTED', data: { actionId: 'act_2', actionKind, label: 'restart pods' } },
-    ]);
-  });
+  it.each(['PLAYBOOK', 'COMMAND', 'ESCALATION', 'COMMUNICATION', 'OTHER'] as const)(
+    'records %s as INCIDENT_PLAYBOOK_ACTION_EXECUTED',
+    (actionKind) => {
+      expect(
+        given(created).when({ type: 'RecordAction', actionId: 'act_2', actionKind, label: 'restart pods' }),
+      ).toEqual([
+        {
+          type: 'INCIDENT_PLAYBOOK_ACTION_EXECUTED',
+          data: { actionId: 'act_2', actionKind, label: 'restart pods' },
+        },
+      ]);
+    },
+  );
 
   it('records the same kind of action again: each is its own entry', () => {
-    const note: IncidentCommand = { type: 'RecordAction', actionId: 'act_3', actionKind: 'NOTE', label: 'still down' };
+    const note: IncidentCommand = {
+      type: 'RecordAction',
+      actionId: 'act_3',
+      actionKind: 'NOTE',
+      label: 'still down',
+    };
     expect(given(created, ...given(created).when(note)).when({ ...note, actionId: 'act_4' })).toHaveLength(1);
   });
 
   it('is allowed on a cancelled incident', () => {
-    expect(given(...historyTo('CANCELLED')).when({ type: 'RecordAction', actionId: 'act_5', actionKind: 'NOTE', label: 'closing' })).toHaveLength(1);
+    expect(
+      given(...historyTo('CANCELLED')).when({
+        type: 'RecordAction',
+        actionId: 'act_5',
+        actionKind: 'NOTE',
+        label: 'closing',
+      }),
+    ).toHaveLength(1);
   });
 });
 
@@ -276,7 +374,9 @@ describe('IngestSignal', () => {
       data: { value: 2.4, labels: { region: 'eu' } },
       ts: '2025-01-01T00:00:00.000Z',
     } as const;
-    expect(given(created).when({ type: 'IngestSignal', ...signal })).toEqual([{ type: 'INCIDENT_SIGNAL_INGESTED', data: signal }]);
+    expect(given(created).when({ type: 'IngestSignal', ...signal })).toEqual([
+      { type: 'INCIDENT_SIGNAL_INGESTED', data: signal },
+    ]);
   });
 
   it('omits absent optional fields', () => {
@@ -290,7 +390,16 @@ describe('IngestSignal', () => {
       ts: '2025-01-01T00:00:00.000Z',
     });
     expect(events).toEqual([
-      { type: 'INCIDENT_SIGNAL_INGESTED', data: { signalId: 'sig_2', signalType: 'DEPLOYMENT', source: 'argo', summary: 'deployed v42', ts: '2025-01-01T00:00:00.000Z' } },
+      {
+        type: 'INCIDENT_SIGNAL_INGESTED',
+        data: {
+          signalId: 'sig_2',
+          signalType: 'DEPLOYMENT',
+          source: 'argo',
+          summary: 'deployed v42',
+          ts: '2025-01-01T00:00:00.000Z',
+        },
+      },
     ]);
     expect(Object.keys(events[0]!.data)).not.toContain('correlationKey');
   });
@@ -307,13 +416,17 @@ describe('RecordSloViolation', () => {
   };
 
   it('records the violation', () => {
-    expect(given(created).when({ type: 'RecordSloViolation', ...violation, details: 'burn rate 14x' })).toEqual([
+    expect(
+      given(created).when({ type: 'RecordSloViolation', ...violation, details: 'burn rate 14x' }),
+    ).toEqual([
       { type: 'INCIDENT_SLO_VIOLATION_RECORDED', data: { ...violation, details: 'burn rate 14x' } },
     ]);
   });
 
   it('omits absent details', () => {
-    expect(given(created).when({ type: 'RecordSloViolation', ...violation })).toEqual([{ type: 'INCIDENT_SLO_VIOLATION_RECORDED', data: violation }]);
+    expect(given(created).when({ type: 'RecordSloViolation', ...violation })).toEqual([
+      { type: 'INCIDENT_SLO_VIOLATION_RECORDED', data: violation },
+    ]);
   });
 });
 

@@ -39,17 +39,32 @@ describe('event types', () => {
   });
 
   it('timeline action kinds are the client kinds plus the service kinds', () => {
-    expect(TimelineActionKind.options).toEqual([...ClientActionKind.options, 'STATUS_CHANGE', 'SEVERITY_CHANGE', 'TICKET_LINK']);
+    expect(TimelineActionKind.options).toEqual([
+      ...ClientActionKind.options,
+      'STATUS_CHANGE',
+      'SEVERITY_CHANGE',
+      'TICKET_LINK',
+    ]);
   });
 });
 
 describe('parseEvent', () => {
   it('reads a stored v1 event', () => {
-    expect(parseEvent('INCIDENT_TAG_ADDED', { tag: 'db' }, 1)).toEqual({ type: 'INCIDENT_TAG_ADDED', data: { tag: 'db' } });
+    expect(parseEvent('INCIDENT_TAG_ADDED', { tag: 'db' }, 1)).toEqual({
+      type: 'INCIDENT_TAG_ADDED',
+      data: { tag: 'db' },
+    });
   });
 
   it('accepts the arbitrary JSON object a signal carries', () => {
-    const data = { signalId: 's', signalType: 'CUSTOM', source: 'x', summary: 'y', data: { nested: [1, { a: null }] }, ts: '2025-01-01T00:00:00+02:00' };
+    const data = {
+      signalId: 's',
+      signalType: 'CUSTOM',
+      source: 'x',
+      summary: 'y',
+      data: { nested: [1, { a: null }] },
+      ts: '2025-01-01T00:00:00+02:00',
+    };
     expect(parseEvent('INCIDENT_SIGNAL_INGESTED', data, 1).data).toEqual(data);
   });
 
@@ -61,10 +76,20 @@ describe('parseEvent', () => {
     expect(() => parseEvent('INCIDENT_TAG_ADDED', { tag: 3 }, 1)).toThrow(ZodError);
     expect(() => parseEvent('INCIDENT_TAG_ADDED', null, 1)).toThrow(ZodError);
     expect(() => parseEvent('INCIDENT_TAG_ADDED', { tag: 'db', extra: 1 }, 1)).toThrow(ZodError);
-    expect(() => parseEvent('INCIDENT_STATUS_CHANGED', { from: 'OPEN', to: 'RESOLVED' }, 1)).toThrow(ZodError);
-    expect(() => parseEvent('INCIDENT_PLAYBOOK_ACTION_EXECUTED', { actionId: 'a', actionKind: 'NOTE', label: 'x' }, 1)).toThrow(ZodError);
+    expect(() => parseEvent('INCIDENT_STATUS_CHANGED', { from: 'OPEN', to: 'RESOLVED' }, 1)).toThrow(
+      ZodError,
+    );
+    expect(() =>
+      parseEvent('INCIDENT_PLAYBOOK_ACTION_EXECUTED', { actionId: 'a', actionKind: 'NOTE', label: 'x' }, 1),
+    ).toThrow(ZodError);
     expect(() => parseEvent('INCIDENT_UPDATED', { changes: {} }, 1)).toThrow(ZodError);
-    expect(() => parseEvent('INCIDENT_SIGNAL_INGESTED', { signalId: 's', signalType: 'ALERT', source: 'x', summary: 'y', ts: 'yesterday' }, 1)).toThrow(ZodError);
+    expect(() =>
+      parseEvent(
+        'INCIDENT_SIGNAL_INGESTED',
+        { signalId: 's', signalType: 'ALERT', source: 'x', summary: 'y', ts: 'yesterday' },
+        1,
+      ),
+    ).toThrow(ZodError);
   });
 
   it('refuses a schema version newer than this code knows', () => {
@@ -86,28 +111,46 @@ describe('upcasters', () => {
   const reader = { upcasters: table, currentVersions: { ...CURRENT_SCHEMA_VERSION, INCIDENT_NOTE_ADDED: 2 } };
 
   it('reads a v1 event into the current v2 shape', () => {
-    expect(readEventWith(reader, 'INCIDENT_NOTE_ADDED', { actionId: 'act_1', text: 'paged the DBA' }, 1)).toEqual({
+    expect(
+      readEventWith(reader, 'INCIDENT_NOTE_ADDED', { actionId: 'act_1', text: 'paged the DBA' }, 1),
+    ).toEqual({
       type: 'INCIDENT_NOTE_ADDED',
       data: { actionId: 'act_1', label: 'paged the DBA' },
     });
   });
 
   it('reads a v2 event as it is', () => {
-    expect(readEventWith(reader, 'INCIDENT_NOTE_ADDED', { actionId: 'act_1', label: 'x' }, 2).data).toEqual({ actionId: 'act_1', label: 'x' });
+    expect(readEventWith(reader, 'INCIDENT_NOTE_ADDED', { actionId: 'act_1', label: 'x' }, 2).data).toEqual({
+      actionId: 'act_1',
+      label: 'x',
+    });
   });
 
   it('chains upcasters from the stored version to the current one', () => {
     const chained = {
-      upcasters: { INCIDENT_TAG_ADDED: { 1: (d: unknown) => ({ name: (d as { t: string }).t }), 2: (d: unknown) => ({ tag: (d as { name: string }).name }) } },
+      upcasters: {
+        INCIDENT_TAG_ADDED: {
+          1: (d: unknown) => ({ name: (d as { t: string }).t }),
+          2: (d: unknown) => ({ tag: (d as { name: string }).name }),
+        },
+      },
       currentVersions: { ...CURRENT_SCHEMA_VERSION, INCIDENT_TAG_ADDED: 3 },
     };
-    expect(readEventWith(chained, 'INCIDENT_TAG_ADDED', { t: 'db' }, 1)).toEqual({ type: 'INCIDENT_TAG_ADDED', data: { tag: 'db' } });
-    expect(readEventWith(chained, 'INCIDENT_TAG_ADDED', { name: 'db' }, 2)).toEqual({ type: 'INCIDENT_TAG_ADDED', data: { tag: 'db' } });
+    expect(readEventWith(chained, 'INCIDENT_TAG_ADDED', { t: 'db' }, 1)).toEqual({
+      type: 'INCIDENT_TAG_ADDED',
+      data: { tag: 'db' },
+    });
+    expect(readEventWith(chained, 'INCIDENT_TAG_ADDED', { name: 'db' }, 2)).toEqual({
+      type: 'INCIDENT_TAG_ADDED',
+      data: { tag: 'db' },
+    });
   });
 
   it('refuses an old version with no upcaster', () => {
     const missing = { upcasters: {}, currentVersions: { ...CURRENT_SCHEMA_VERSION, INCIDENT_NOTE_ADDED: 2 } };
-    expect(() => readEventWith(missing, 'INCIDENT_NOTE_ADDED', { actionId: 'a', label: 'x' }, 1)).toThrow(UnsupportedSchemaVersion);
+    expect(() => readEventWith(missing, 'INCIDENT_NOTE_ADDED', { actionId: 'a', label: 'x' }, 1)).toThrow(
+      UnsupportedSchemaVersion,
+    );
   });
 });
 
@@ -128,7 +171,9 @@ describe('eventMetadataSchema', () => {
   });
 
   it('refuses a bad actor type, org id or schema version', () => {
-    expect(eventMetadataSchema.safeParse({ ...metadata, actor: { type: 'ROBOT', ref: 'r' } }).success).toBe(false);
+    expect(eventMetadataSchema.safeParse({ ...metadata, actor: { type: 'ROBOT', ref: 'r' } }).success).toBe(
+      false,
+    );
     expect(eventMetadataSchema.safeParse({ ...metadata, orgId: 'a.b' }).success).toBe(false);
     expect(eventMetadataSchema.safeParse({ ...metadata, schemaVersion: 0 }).success).toBe(false);
   });

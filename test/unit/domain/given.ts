@@ -1,4 +1,10 @@
-import { decide, fold, type IncidentCommand, type IncidentEvent, type Status } from '../../../src/domain/incident/index.ts';
+import {
+  decide,
+  fold,
+  type IncidentCommand,
+  type IncidentEvent,
+  type Status,
+} from '../../../src/domain/incident/index.ts';
 
 /** Given these events (folded from the initial state), when this command: the events decide answers with. */
 export function given(...events: IncidentEvent[]): { when: (command: IncidentCommand) => IncidentEvent[] } {

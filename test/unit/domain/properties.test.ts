@@ -25,9 +25,13 @@ const RUNS = { numRuns: 200 };
 const tag = fc.constantFrom('db', 'latency', 'network', 'eu-west', 'customer:acme');
 const text = fc.constantFrom('a', 'b', 'checkout', 'payments');
 const optional = <T>(arbitrary: fc.Arbitrary<T>) => fc.option(arbitrary, { nil: undefined });
-const isoTime = fc.date({ min: new Date('2020-01-01'), max: new Date('2030-01-01'), noInvalidDate: true }).map((d) => d.toISOString());
+const isoTime = fc
+  .date({ min: new Date('2020-01-01'), max: new Date('2030-01-01'), noInvalidDate: true })
+  .map((d) => d.toISOString());
 // Through JSON once, as a request body would be (it also turns -0 into 0).
-const jsonObject = fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 2 })).map((o) => JSON.parse(JSON.stringify(o)) as Record<string, unknown>);
+const jsonObject = fc
+  .dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 2 }))
+  .map((o) => JSON.parse(JSON.stringify(o)) as Record<string, unknown>);
 
 const createIncident: fc.Arbitrary<IncidentCommand> = fc.record({
   type: fc.constant('CreateIncident' as const),
@@ -60,11 +64,24 @@ const laterCommand: fc.Arbitrary<IncidentCommand> = fc.oneof(
       { requiredKeys: [] },
     ),
   }),
-  fc.record({ type: fc.constant('ChangeStatus' as const), newStatus: fc.constantFrom(...Status.options), reason: optional(text) }),
-  fc.record({ type: fc.constant('ChangeSeverity' as const), newSeverity: fc.constantFrom(...Severity.options), reason: optional(text) }),
+  fc.record({
+    type: fc.constant('ChangeStatus' as const),
+    newStatus: fc.constantFrom(...Status.options),
+    reason: optional(text),
+  }),
+  fc.record({
+    type: fc.constant('ChangeSeverity' as const),
+    newSeverity: fc.constantFrom(...Severity.options),
+    reason: optional(text),
+  }),
   fc.record({ type: fc.constant('AddTag' as const), tag }),
   fc.record({ type: fc.constant('RemoveTag' as const), tag }),
-  fc.record({ type: fc.constant('LinkTicket' as const), system: fc.constantFrom('JIRA', 'SERVICENOW'), key: fc.constantFrom('OPS-1', 'OPS-2'), url: optional(text) }),
+  fc.record({
+    type: fc.constant('LinkTicket' as const),
+    system: fc.constantFrom('JIRA', 'SERVICENOW'),
+    key: fc.constantFrom('OPS-1', 'OPS-2'),
+    url: optional(text),
+  }),
   fc.record({
     type: fc.constant('RecordAction' as const),
     actionId: fc.uuid().map((u) => `act_${u}`),
@@ -159,7 +176,8 @@ describe('decide and evolve, for any sequence of commands', () => {
       fc.property(history, ([create, rest]) => {
         for (const { command, before, outcome } of run([create, ...rest]).steps) {
           if (command.type !== 'ChangeStatus' || before === null) continue;
-          const forbidden = before.status !== command.newStatus && !LIFECYCLE_SPEC[before.status].includes(command.newStatus);
+          const forbidden =
+            before.status !== command.newStatus && !LIFECYCLE_SPEC[before.status].includes(command.newStatus);
           expect(outcome instanceof InvalidTransition).toBe(forbidden);
         }
       }),
@@ -185,7 +203,14 @@ describe('decide and evolve, for any sequence of commands', () => {
   });
 
   it('decide nothing when a tag, ticket, severity, status or update command is repeated', () => {
-    const repeatable = new Set(['UpdateIncident', 'ChangeStatus', 'ChangeSeverity', 'AddTag', 'RemoveTag', 'LinkTicket']);
+    const repeatable = new Set([
+      'UpdateIncident',
+      'ChangeStatus',
+      'ChangeSeverity',
+      'AddTag',
+      'RemoveTag',
+      'LinkTicket',
+    ]);
     fc.assert(
       fc.property(history, ([create, rest]) => {
         const { steps } = run([create, ...rest]);

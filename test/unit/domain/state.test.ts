@@ -56,21 +56,69 @@ describe('evolve', () => {
   it('applies every kind of event', () => {
     const events: IncidentEvent[] = [
       created,
-      { type: 'INCIDENT_UPDATED', data: { changes: { title: 'Checkout down', description: 'all regions', detectedBy: 'oncall' } } },
-      { type: 'INCIDENT_UPDATED', data: { changes: { detectedBy: null, runbookPath: 'runbooks/checkout.md' } } },
+      {
+        type: 'INCIDENT_UPDATED',
+        data: { changes: { title: 'Checkout down', description: 'all regions', detectedBy: 'oncall' } },
+      },
+      {
+        type: 'INCIDENT_UPDATED',
+        data: { changes: { detectedBy: null, runbookPath: 'runbooks/checkout.md' } },
+      },
       { type: 'INCIDENT_STATUS_CHANGED', data: { from: 'OPEN', to: 'INVESTIGATING' } },
       { type: 'INCIDENT_SEVERITY_CHANGED', data: { from: 'SEV2', to: 'SEV1' } },
       { type: 'INCIDENT_TAG_ADDED', data: { tag: 'db' } },
       { type: 'INCIDENT_TAG_REMOVED', data: { tag: 'latency' } },
-      { type: 'INCIDENT_LINKED_TO_TICKET', data: { system: 'JIRA', key: 'OPS-1', url: 'https://jira.example/OPS-1' } },
-      { type: 'INCIDENT_SIGNAL_INGESTED', data: { signalId: 's1', signalType: 'ALERT', source: 'prom', summary: 'x', correlationKey: 'k1', ts: '2025-01-01T00:00:00Z' } },
-      { type: 'INCIDENT_SIGNAL_INGESTED', data: { signalId: 's2', signalType: 'LOG', source: 'loki', summary: 'y', correlationKey: 'k1', ts: '2025-01-01T00:00:01Z' } },
-      { type: 'INCIDENT_SIGNAL_INGESTED', data: { signalId: 's3', signalType: 'TRACE', source: 'tempo', summary: 'z', ts: '2025-01-01T00:00:02Z' } },
+      {
+        type: 'INCIDENT_LINKED_TO_TICKET',
+        data: { system: 'JIRA', key: 'OPS-1', url: 'https://jira.example/OPS-1' },
+      },
+      {
+        type: 'INCIDENT_SIGNAL_INGESTED',
+        data: {
+          signalId: 's1',
+          signalType: 'ALERT',
+          source: 'prom',
+          summary: 'x',
+          correlationKey: 'k1',
+          ts: '2025-01-01T00:00:00Z',
+        },
+      },
+      {
+        type: 'INCIDENT_SIGNAL_INGESTED',
+        data: {
+          signalId: 's2',
+          signalType: 'LOG',
+          source: 'loki',
+          summary: 'y',
+          correlationKey: 'k1',
+          ts: '2025-01-01T00:00:01Z',
+        },
+      },
+      {
+        type: 'INCIDENT_SIGNAL_INGESTED',
+        data: {
+          signalId: 's3',
+          signalType: 'TRACE',
+          source: 'tempo',
+          summary: 'z',
+          ts: '2025-01-01T00:00:02Z',
+        },
+      },
       { type: 'INCIDENT_NOTE_ADDED', data: { actionId: 'a1', label: 'note' } },
-      { type: 'INCIDENT_PLAYBOOK_ACTION_EXECUTED', data: { actionId: 'a2', actionKind: 'COMMAND', label: 'restart' } },
+      {
+        type: 'INCIDENT_PLAYBOOK_ACTION_EXECUTED',
+        data: { actionId: 'a2', actionKind: 'COMMAND', label: 'restart' },
+      },
       {
         type: 'INCIDENT_SLO_VIOLATION_RECORDED',
-        data: { violationId: 'v1', sloId: 'slo', windowStart: '2025-01-01T00:00:00Z', windowEnd: '2025-01-01T01:00:00Z', errorBudgetConsumed: 1, thresholdBreached: false },
+        data: {
+          violationId: 'v1',
+          sloId: 'slo',
+          windowStart: '2025-01-01T00:00:00Z',
+          windowEnd: '2025-01-01T01:00:00Z',
+          errorBudgetConsumed: 1,
+          thresholdBreached: false,
+        },
       },
       { type: 'INCIDENT_RESOLVED', data: { from: 'INVESTIGATING', reason: 'rolled back' } },
     ];
@@ -95,7 +143,17 @@ describe('evolve', () => {
     const state = fold([created]);
     const before = structuredClone(state);
     evolve(state, { type: 'INCIDENT_TAG_ADDED', data: { tag: 'db' } });
-    evolve(state, { type: 'INCIDENT_SIGNAL_INGESTED', data: { signalId: 's', signalType: 'ALERT', source: 'p', summary: 's', correlationKey: 'k', ts: '2025-01-01T00:00:00Z' } });
+    evolve(state, {
+      type: 'INCIDENT_SIGNAL_INGESTED',
+      data: {
+        signalId: 's',
+        signalType: 'ALERT',
+        source: 'p',
+        summary: 's',
+        correlationKey: 'k',
+        ts: '2025-01-01T00:00:00Z',
+      },
+    });
     expect(state).toEqual(before);
   });
 

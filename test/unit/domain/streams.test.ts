@@ -16,16 +16,27 @@ describe('stream names', () => {
   });
 
   it('parse back into org and incident', () => {
-    expect(parseIncidentStreamName('incident-acme_1.inc_0190-ab')).toEqual({ orgId: 'acme_1', incidentId: 'inc_0190-ab' });
-    expect(parseIncidentStreamName(incidentStreamName('my-org', 'inc_x'))).toEqual({ orgId: 'my-org', incidentId: 'inc_x' });
+    expect(parseIncidentStreamName('incident-acme_1.inc_0190-ab')).toEqual({
+      orgId: 'acme_1',
+      incidentId: 'inc_0190-ab',
+    });
+    expect(parseIncidentStreamName(incidentStreamName('my-org', 'inc_x'))).toEqual({
+      orgId: 'my-org',
+      incidentId: 'inc_x',
+    });
   });
 
-  it.each(['incident-acme', 'incident-.inc_1', 'incident-acme.', 'incident-acme.x_1', 'other-acme.inc_1', '$ce-incident', 'incident-a.b.inc_1'])(
-    'reject %s',
-    (name) => {
-      expect(parseIncidentStreamName(name)).toBeNull();
-    },
-  );
+  it.each([
+    'incident-acme',
+    'incident-.inc_1',
+    'incident-acme.',
+    'incident-acme.x_1',
+    'other-acme.inc_1',
+    '$ce-incident',
+    'incident-a.b.inc_1',
+  ])('reject %s', (name) => {
+    expect(parseIncidentStreamName(name)).toBeNull();
+  });
 
   it('keep an org id to its pattern: no dot, 1 to 64 characters', () => {
     expect(ORG_ID_PATTERN.test('Acme_01-x')).toBe(true);
