@@ -24,36 +24,37 @@ const createCommand: IncidentCommand = {
 
 describe('CreateIncident', () => {
   it('creates an incident with the required fields, no optional keys and no correlation keys', () => {
-    expect(given().when(createCommand)).toEqual([created]);
-    expect(Object.keys(given().when(createCommand)[0]!.data)).not.toContain('description');
+    given().when(createCommand).then([created]);
+    expect(Object.keys(given().when(createCommand).events[0]!.data)).not.toContain('description');
   });
 
   it('carries every optional field, deduplicates tags and starts the correlation keys', () => {
-    const events = given().when({
-      ...createCommand,
-      description: 'p99 above 2s',
-      detectedBy: 'alertmanager',
-      runbookPath: 'runbooks/checkout.md',
-      tags: ['latency', 'db', 'latency'],
-      initialCorrelationKey: 'checkout:latency',
-    });
-    expect(events).toEqual([
-      {
-        type: 'INCIDENT_CREATED',
-        data: {
-          projectId: 'payments',
-          title: 'Checkout latency above SLO',
-          description: 'p99 above 2s',
-          serviceName: 'checkout',
-          severity: 'SEV2',
-          environment: 'production',
-          detectedBy: 'alertmanager',
-          runbookPath: 'runbooks/checkout.md',
-          tags: ['latency', 'db'],
-          correlationKeys: ['checkout:latency'],
+    given()
+      .when({
+        ...createCommand,
+        description: 'p99 above 2s',
+        detectedBy: 'alertmanager',
+        runbookPath: 'runbooks/checkout.md',
+        tags: ['latency', 'db', 'latency'],
+        initialCorrelationKey: 'checkout:latency',
+      })
+      .then([
+        {
+          type: 'INCIDENT_CREATED',
+          data: {
+            projectId: 'payments',
+            title: 'Checkout latency above SLO',
+            description: 'p99 above 2s',
+            serviceName: 'checkout',
+            severity: 'SEV2',
+            environment: 'production',
+            detectedBy: 'alertmanager',
+            runbookPath: 'runbooks/checkout.md',
+            tags: ['latency', 'db'],
+            correlationKeys: ['checkout:latency'],
+          },
         },
-      },
-    ]);
+      ]);
   });
 
   it('defaults tags to an empty list', () => {
@@ -61,14 +62,13 @@ describe('CreateIncident', () => {
       IncidentCommand,
       { type: 'CreateIncident' }
     >;
-    expect(given().when(withoutTags)[0]).toMatchObject({ data: { tags: [] } });
+    expect(given().when(withoutTags).events[0]).toMatchObject({ data: { tags: [] } });
   });
 
   it('refuses to create an incident that exists', () => {
-    expect(() => given(created).when(createCommand)).toThrow(IncidentAlreadyExists);
-    expect(() => given(created).when(createCommand)).toThrow(
-      expect.objectContaining({ code: 'INCIDENT_EXISTS', incidentId: 'inc_0001' }),
-    );
+    given(created)
+      .when(createCommand)
+      .thenThrows(IncidentAlreadyExists, { code: 'INCIDENT_EXISTS', incidentId: 'inc_0001' });
   });
 });
 
@@ -102,29 +102,29 @@ describe('every command but create needs an incident', () => {
   it.each(commands.map((command) => [command.type, command] as const))(
     '%s on no incident throws IncidentNotFound',
     (_name, command) => {
-      expect(() => given().when(command)).toThrow(IncidentNotFound);
-      expect(() => given().when(command)).toThrow(expect.objectContaining({ code: 'NOT_FOUND' }));
+      given().when(command).thenThrows(IncidentNotFound, { code: 'NOT_FOUND' });
     },
   );
 });
 
 describe('UpdateIncident', () => {
   it('records only the fields whose value differs', () => {
-    const events = given(created).when({
-      type: 'UpdateIncident',
-      changes: {
-        title: 'Checkout down',
-        serviceName: 'checkout',
-        environment: 'production',
-        runbookPath: 'runbooks/checkout.md',
-      },
-    });
-    expect(events).toEqual([
-      {
-        type: 'INCIDENT_UPDATED',
-        data: { changes: { title: 'Checkout down', runbookPath: 'runbooks/checkout.md' } },
-      },
-    ]);
+    given(created)
+      .when({
+        type: 'UpdateIncident',
+        changes: {
+          title: 'Checkout down',
+          serviceName: 'checkout',
+          environment: 'production',
+          runbookPath: 'runbooks/checkout.md',
+        },
+      })
+      .then([
+        {
+          type: 'INCIDENT_UPDATED',
+          data: { changes: { title: 'Checkout down', runbookPath: 'runbooks/checkout.md' } },
+        },
+      ]);
   });
 
   it('can change every updatable field', () => {
@@ -137,34 +137,36 @@ describe('UpdateIncident', () => {
       projectId: 'p',
       detectedBy: 'b',
     };
-    expect(given(created).when({ type: 'UpdateIncident', changes })).toEqual([
-      { type: 'INCIDENT_UPDATED', data: { changes } },
-    ]);
+    given(created)
+      .when({ type: 'UpdateIncident', changes })
+      .then([{ type: 'INCIDENT_UPDATED', data: { changes } }]);
   });
 
   it('decides nothing when every value is unchanged', () => {
-    expect(
-      given(created).when({
+    given(created)
+      .when({
         type: 'UpdateIncident',
         changes: { title: 'Checkout latency above SLO', projectId: 'payments' },
-      }),
-    ).toEqual([]);
-    expect(given(created).when({ type: 'UpdateIncident', changes: {} })).toEqual([]);
+      })
+      .thenNothingHappened();
+    given(created).when({ type: 'UpdateIncident', changes: {} }).thenNothingHappened();
   });
 
   it('ignores undefined values and treats null as clearing an optional field', () => {
-    const withRunbook = given(created).when({ type: 'UpdateIncident', changes: { runbookPath: 'r' } });
-    expect(
-      given(created).when({ type: 'UpdateIncident', changes: { title: undefined, runbookPath: null } }),
-    ).toEqual([]);
-    expect(
-      given(created, ...withRunbook).when({ type: 'UpdateIncident', changes: { runbookPath: null } }),
-    ).toEqual([{ type: 'INCIDENT_UPDATED', data: { changes: { runbookPath: null } } }]);
+    const withRunbook = given(created).when({ type: 'UpdateIncident', changes: { runbookPath: 'r' } }).events;
+    given(created)
+      .when({ type: 'UpdateIncident', changes: { title: undefined, runbookPath: null } })
+      .thenNothingHappened();
+    given(created, ...withRunbook)
+      .when({ type: 'UpdateIncident', changes: { runbookPath: null } })
+      .then([{ type: 'INCIDENT_UPDATED', data: { changes: { runbookPath: null } } }]);
   });
 
   it('decides nothing when the same update is repeated', () => {
     const update: IncidentCommand = { type: 'UpdateIncident', changes: { title: 'Checkout down' } };
-    expect(given(created, ...given(created).when(update)).when(update)).toEqual([]);
+    given(created, ...given(created).when(update).events)
+      .when(update)
+      .thenNothingHappened();
   });
 });
 
@@ -174,31 +176,36 @@ describe('ChangeStatus: every row of the lifecycle in EVENTS.md', () => {
       const allowed = LIFECYCLE_SPEC[from].includes(to);
       const name = `${from} → ${to}: ${from === to ? 'no-op' : allowed ? 'allowed' : 'refused'}`;
       it(name, () => {
-        const when = () =>
-          given(...historyTo(from)).when({ type: 'ChangeStatus', newStatus: to, reason: 'because' });
+        const decision = given(...historyTo(from)).when({
+          type: 'ChangeStatus',
+          newStatus: to,
+          reason: 'because',
+        });
         if (from === to) {
-          expect(when()).toEqual([]);
+          decision.thenNothingHappened();
         } else if (!allowed) {
-          expect(when).toThrow(InvalidTransition);
-          expect(when).toThrow(expect.objectContaining({ code: 'INVALID_TRANSITION', from, to }));
+          decision.thenThrows(InvalidTransition, { code: 'INVALID_TRANSITION', from, to });
         } else if (to === 'RESOLVED') {
-          expect(when()).toEqual([{ type: 'INCIDENT_RESOLVED', data: { from, reason: 'because' } }]);
-        } else {
-          expect(when()).toEqual([
-            { type: 'INCIDENT_STATUS_CHANGED', data: { from, to, reason: 'because' } },
+          decision.then([
+            {
+              type: 'INCIDENT_RESOLVED',
+              data: { from: from as Exclude<Status, 'RESOLVED'>, reason: 'because' },
+            },
           ]);
+        } else {
+          decision.then([{ type: 'INCIDENT_STATUS_CHANGED', data: { from, to, reason: 'because' } }]);
         }
       });
     }
   }
 
   it('omits an absent reason', () => {
-    expect(given(created).when({ type: 'ChangeStatus', newStatus: 'INVESTIGATING' })).toEqual([
-      { type: 'INCIDENT_STATUS_CHANGED', data: { from: 'OPEN', to: 'INVESTIGATING' } },
-    ]);
-    expect(given(created).when({ type: 'ChangeStatus', newStatus: 'RESOLVED' })).toEqual([
-      { type: 'INCIDENT_RESOLVED', data: { from: 'OPEN' } },
-    ]);
+    given(created)
+      .when({ type: 'ChangeStatus', newStatus: 'INVESTIGATING' })
+      .then([{ type: 'INCIDENT_STATUS_CHANGED', data: { from: 'OPEN', to: 'INVESTIGATING' } }]);
+    given(created)
+      .when({ type: 'ChangeStatus', newStatus: 'RESOLVED' })
+      .then([{ type: 'INCIDENT_RESOLVED', data: { from: 'OPEN' } }]);
   });
 
   it('reopens a resolved incident and resolves it again', () => {
@@ -208,66 +215,66 @@ describe('ChangeStatus: every row of the lifecycle in EVENTS.md', () => {
         type: 'ChangeStatus',
         newStatus: 'INVESTIGATING',
         reason: 'regressed',
-      }),
+      }).events,
     ];
-    expect(given(...history).when({ type: 'ChangeStatus', newStatus: 'RESOLVED' })).toEqual([
-      { type: 'INCIDENT_RESOLVED', data: { from: 'INVESTIGATING' } },
-    ]);
+    given(...history)
+      .when({ type: 'ChangeStatus', newStatus: 'RESOLVED' })
+      .then([{ type: 'INCIDENT_RESOLVED', data: { from: 'INVESTIGATING' } }]);
   });
 });
 
 describe('ChangeSeverity', () => {
   it('records the move with its reason', () => {
-    expect(
-      given(created).when({ type: 'ChangeSeverity', newSeverity: 'SEV1', reason: 'all regions' }),
-    ).toEqual([
-      { type: 'INCIDENT_SEVERITY_CHANGED', data: { from: 'SEV2', to: 'SEV1', reason: 'all regions' } },
-    ]);
+    given(created)
+      .when({ type: 'ChangeSeverity', newSeverity: 'SEV1', reason: 'all regions' })
+      .then([
+        { type: 'INCIDENT_SEVERITY_CHANGED', data: { from: 'SEV2', to: 'SEV1', reason: 'all regions' } },
+      ]);
   });
 
   it('omits an absent reason', () => {
-    expect(given(created).when({ type: 'ChangeSeverity', newSeverity: 'SEV4' })).toEqual([
-      { type: 'INCIDENT_SEVERITY_CHANGED', data: { from: 'SEV2', to: 'SEV4' } },
-    ]);
+    given(created)
+      .when({ type: 'ChangeSeverity', newSeverity: 'SEV4' })
+      .then([{ type: 'INCIDENT_SEVERITY_CHANGED', data: { from: 'SEV2', to: 'SEV4' } }]);
   });
 
   it('decides nothing for the same severity', () => {
-    expect(given(created).when({ type: 'ChangeSeverity', newSeverity: 'SEV2' })).toEqual([]);
+    given(created).when({ type: 'ChangeSeverity', newSeverity: 'SEV2' }).thenNothingHappened();
   });
 
   it('uses the severity the last change left', () => {
     const raised: IncidentEvent = { type: 'INCIDENT_SEVERITY_CHANGED', data: { from: 'SEV2', to: 'SEV1' } };
-    expect(given(created, raised).when({ type: 'ChangeSeverity', newSeverity: 'SEV1' })).toEqual([]);
-    expect(given(created, raised).when({ type: 'ChangeSeverity', newSeverity: 'SEV3' })).toEqual([
-      { type: 'INCIDENT_SEVERITY_CHANGED', data: { from: 'SEV1', to: 'SEV3' } },
-    ]);
+    given(created, raised).when({ type: 'ChangeSeverity', newSeverity: 'SEV1' }).thenNothingHappened();
+    given(created, raised)
+      .when({ type: 'ChangeSeverity', newSeverity: 'SEV3' })
+      .then([{ type: 'INCIDENT_SEVERITY_CHANGED', data: { from: 'SEV1', to: 'SEV3' } }]);
   });
 });
 
 describe('AddTag and RemoveTag', () => {
   it('adds a new tag', () => {
-    expect(given(created).when({ type: 'AddTag', tag: 'db' })).toEqual([
-      { type: 'INCIDENT_TAG_ADDED', data: { tag: 'db' } },
-    ]);
+    given(created)
+      .when({ type: 'AddTag', tag: 'db' })
+      .then([{ type: 'INCIDENT_TAG_ADDED', data: { tag: 'db' } }]);
   });
 
   it('decides nothing for a tag already there', () => {
-    expect(given(created).when({ type: 'AddTag', tag: 'latency' })).toEqual([]);
+    given(created).when({ type: 'AddTag', tag: 'latency' }).thenNothingHappened();
   });
 
   it('removes a tag that is there', () => {
-    expect(given(created).when({ type: 'RemoveTag', tag: 'latency' })).toEqual([
-      { type: 'INCIDENT_TAG_REMOVED', data: { tag: 'latency' } },
-    ]);
+    given(created)
+      .when({ type: 'RemoveTag', tag: 'latency' })
+      .then([{ type: 'INCIDENT_TAG_REMOVED', data: { tag: 'latency' } }]);
   });
 
   it('decides nothing for a tag not there', () => {
-    expect(given(created).when({ type: 'RemoveTag', tag: 'db' })).toEqual([]);
+    given(created).when({ type: 'RemoveTag', tag: 'db' }).thenNothingHappened();
     const removed: IncidentEvent = { type: 'INCIDENT_TAG_REMOVED', data: { tag: 'latency' } };
-    expect(given(created, removed).when({ type: 'RemoveTag', tag: 'latency' })).toEqual([]);
-    expect(given(created, removed).when({ type: 'AddTag', tag: 'latency' })).toEqual([
-      { type: 'INCIDENT_TAG_ADDED', data: { tag: 'latency' } },
-    ]);
+    given(created, removed).when({ type: 'RemoveTag', tag: 'latency' }).thenNothingHappened();
+    given(created, removed)
+      .when({ type: 'AddTag', tag: 'latency' })
+      .then([{ type: 'INCIDENT_TAG_ADDED', data: { tag: 'latency' } }]);
   });
 });
 
@@ -278,63 +285,65 @@ describe('LinkTicket', () => {
   };
 
   it('links a ticket, with or without a url', () => {
-    expect(
-      given(created).when({
+    given(created)
+      .when({
         type: 'LinkTicket',
         system: 'JIRA',
         key: 'OPS-1',
         url: 'https://jira.example/OPS-1',
-      }),
-    ).toEqual([linked]);
-    expect(given(created).when({ type: 'LinkTicket', system: 'JIRA', key: 'OPS-1' })).toEqual([
-      { type: 'INCIDENT_LINKED_TO_TICKET', data: { system: 'JIRA', key: 'OPS-1' } },
-    ]);
+      })
+      .then([linked]);
+    given(created)
+      .when({ type: 'LinkTicket', system: 'JIRA', key: 'OPS-1' })
+      .then([{ type: 'INCIDENT_LINKED_TO_TICKET', data: { system: 'JIRA', key: 'OPS-1' } }]);
   });
 
   it('decides nothing for the same system and key, whatever the url', () => {
-    expect(given(created, linked).when({ type: 'LinkTicket', system: 'JIRA', key: 'OPS-1' })).toEqual([]);
-    expect(
-      given(created, linked).when({ type: 'LinkTicket', system: 'JIRA', key: 'OPS-1', url: 'https://other' }),
-    ).toEqual([]);
+    given(created, linked).when({ type: 'LinkTicket', system: 'JIRA', key: 'OPS-1' }).thenNothingHappened();
+    given(created, linked)
+      .when({ type: 'LinkTicket', system: 'JIRA', key: 'OPS-1', url: 'https://other' })
+      .thenNothingHappened();
   });
 
   it('links another key or the same key in another system', () => {
-    expect(given(created, linked).when({ type: 'LinkTicket', system: 'JIRA', key: 'OPS-2' })).toHaveLength(1);
     expect(
-      given(created, linked).when({ type: 'LinkTicket', system: 'SERVICENOW', key: 'OPS-1' }),
+      given(created, linked).when({ type: 'LinkTicket', system: 'JIRA', key: 'OPS-2' }).events,
+    ).toHaveLength(1);
+    expect(
+      given(created, linked).when({ type: 'LinkTicket', system: 'SERVICENOW', key: 'OPS-1' }).events,
     ).toHaveLength(1);
   });
 });
 
 describe('RecordAction', () => {
   it('records a NOTE as INCIDENT_NOTE_ADDED', () => {
-    expect(
-      given(created).when({
+    given(created)
+      .when({
         type: 'RecordAction',
         actionId: 'act_1',
         actionKind: 'NOTE',
         label: 'paged the DBA',
         details: 'no answer',
-      }),
-    ).toEqual([
-      {
-        type: 'INCIDENT_NOTE_ADDED',
-        data: { actionId: 'act_1', label: 'paged the DBA', details: 'no answer' },
-      },
-    ]);
+      })
+      .then([
+        {
+          type: 'INCIDENT_NOTE_ADDED',
+          data: { actionId: 'act_1', label: 'paged the DBA', details: 'no answer' },
+        },
+      ]);
   });
 
   it.each(['PLAYBOOK', 'COMMAND', 'ESCALATION', 'COMMUNICATION', 'OTHER'] as const)(
     'records %s as INCIDENT_PLAYBOOK_ACTION_EXECUTED',
     (actionKind) => {
-      expect(
-        given(created).when({ type: 'RecordAction', actionId: 'act_2', actionKind, label: 'restart pods' }),
-      ).toEqual([
-        {
-          type: 'INCIDENT_PLAYBOOK_ACTION_EXECUTED',
-          data: { actionId: 'act_2', actionKind, label: 'restart pods' },
-        },
-      ]);
+      given(created)
+        .when({ type: 'RecordAction', actionId: 'act_2', actionKind, label: 'restart pods' })
+        .then([
+          {
+            type: 'INCIDENT_PLAYBOOK_ACTION_EXECUTED',
+            data: { actionId: 'act_2', actionKind, label: 'restart pods' },
+          },
+        ]);
     },
   );
 
@@ -345,7 +354,9 @@ describe('RecordAction', () => {
       actionKind: 'NOTE',
       label: 'still down',
     };
-    expect(given(created, ...given(created).when(note)).when({ ...note, actionId: 'act_4' })).toHaveLength(1);
+    expect(
+      given(created, ...given(created).when(note).events).when({ ...note, actionId: 'act_4' }).events,
+    ).toHaveLength(1);
   });
 
   it('is allowed on a cancelled incident', () => {
@@ -355,7 +366,7 @@ describe('RecordAction', () => {
         actionId: 'act_5',
         actionKind: 'NOTE',
         label: 'closing',
-      }),
+      }).events,
     ).toHaveLength(1);
   });
 });
@@ -374,13 +385,13 @@ describe('IngestSignal', () => {
       data: { value: 2.4, labels: { region: 'eu' } },
       ts: '2025-01-01T00:00:00.000Z',
     } as const;
-    expect(given(created).when({ type: 'IngestSignal', ...signal })).toEqual([
-      { type: 'INCIDENT_SIGNAL_INGESTED', data: signal },
-    ]);
+    given(created)
+      .when({ type: 'IngestSignal', ...signal })
+      .then([{ type: 'INCIDENT_SIGNAL_INGESTED', data: signal }]);
   });
 
   it('omits absent optional fields', () => {
-    const events = given(created).when({
+    const decision = given(created).when({
       type: 'IngestSignal',
       signalId: 'sig_2',
       signalType: 'DEPLOYMENT',
@@ -389,7 +400,7 @@ describe('IngestSignal', () => {
       correlationKey: undefined,
       ts: '2025-01-01T00:00:00.000Z',
     });
-    expect(events).toEqual([
+    decision.then([
       {
         type: 'INCIDENT_SIGNAL_INGESTED',
         data: {
@@ -401,7 +412,7 @@ describe('IngestSignal', () => {
         },
       },
     ]);
-    expect(Object.keys(events[0]!.data)).not.toContain('correlationKey');
+    expect(Object.keys(decision.events[0]!.data)).not.toContain('correlationKey');
   });
 });
 
@@ -416,17 +427,15 @@ describe('RecordSloViolation', () => {
   };
 
   it('records the violation', () => {
-    expect(
-      given(created).when({ type: 'RecordSloViolation', ...violation, details: 'burn rate 14x' }),
-    ).toEqual([
-      { type: 'INCIDENT_SLO_VIOLATION_RECORDED', data: { ...violation, details: 'burn rate 14x' } },
-    ]);
+    given(created)
+      .when({ type: 'RecordSloViolation', ...violation, details: 'burn rate 14x' })
+      .then([{ type: 'INCIDENT_SLO_VIOLATION_RECORDED', data: { ...violation, details: 'burn rate 14x' } }]);
   });
 
   it('omits absent details', () => {
-    expect(given(created).when({ type: 'RecordSloViolation', ...violation })).toEqual([
-      { type: 'INCIDENT_SLO_VIOLATION_RECORDED', data: violation },
-    ]);
+    given(created)
+      .when({ type: 'RecordSloViolation', ...violation })
+      .then([{ type: 'INCIDENT_SLO_VIOLATION_RECORDED', data: violation }]);
   });
 });
 

@@ -1,15 +1,8 @@
-import {
-  decide,
-  fold,
-  type IncidentCommand,
-  type IncidentEvent,
-  type Status,
-} from '../../../src/domain/incident/index.ts';
+import { incidentDecider, type IncidentEvent, type Status } from '../../../src/domain/incident/index.ts';
+import { deciderSpecification } from '../../support/decider-specification.ts';
 
-/** Given these events (folded from the initial state), when this command: the events decide answers with. */
-export function given(...events: IncidentEvent[]): { when: (command: IncidentCommand) => IncidentEvent[] } {
-  return { when: (command) => decide(command, fold(events)) };
-}
+/** Given these events (folded from the initial state), when this command, then these events (or an error). */
+export const { given } = deciderSpecification(incidentDecider);
 
 export const created: IncidentEvent = {
   type: 'INCIDENT_CREATED',
