@@ -1,5 +1,6 @@
 import type { IncidentsTable } from '../src/db/schema.ts';
 import type { Severity } from '../src/domain/incident/events.ts';
+import { withItem } from '../src/domain/incident/state.ts';
 import { UnprojectableEvent, type ProjectedEvent, type ProjectedRow, type Projector } from './projector.ts';
 
 /** A row of `incidents`. */
@@ -7,10 +8,6 @@ export type IncidentRow = ProjectedRow<IncidentsTable>;
 
 /** SEV1 sorts first. */
 const SEVERITY_RANK: Record<Severity, number> = { SEV1: 1, SEV2: 2, SEV3: 3, SEV4: 4 };
-
-function withItem(list: readonly string[], item: string): string[] {
-  return list.includes(item) ? [...list] : [...list, item];
-}
 
 function created(event: Extract<ProjectedEvent, { type: 'INCIDENT_CREATED' }>): IncidentRow {
   const data = event.data;

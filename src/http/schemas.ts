@@ -1,5 +1,12 @@
 import { z } from 'zod';
-import { ClientActionKind, EVENT_TYPES, Severity, SignalType, Status } from '../domain/incident/index.ts';
+import {
+  ClientActionKind,
+  EVENT_TYPES,
+  Severity,
+  SignalType,
+  Status,
+  UPDATABLE_FIELDS,
+} from '../domain/incident/index.ts';
 import { INCIDENT_ID_PATTERN, ORG_ID_PATTERN } from '../domain/streams.ts';
 import { isPosition } from '../eventstore/port.ts';
 
@@ -48,15 +55,6 @@ export const CreateIncidentBody = z.object({
   initialCorrelationKey: name(200).optional(),
 });
 
-const UPDATABLE = [
-  'title',
-  'description',
-  'serviceName',
-  'environment',
-  'runbookPath',
-  'projectId',
-  'detectedBy',
-] as const;
 export const UpdateIncidentBody = z
   .object({
     title: name(200).optional(),
@@ -67,8 +65,8 @@ export const UpdateIncidentBody = z
     projectId: name(200).optional(),
     detectedBy: name(200).nullable().optional().describe('null clears it'),
   })
-  .refine((body) => UPDATABLE.some((field) => body[field] !== undefined), {
-    message: `at least one of ${UPDATABLE.join(', ')} is required`,
+  .refine((body) => UPDATABLE_FIELDS.some((field) => body[field] !== undefined), {
+    message: `at least one of ${UPDATABLE_FIELDS.join(', ')} is required`,
   });
 
 export const ChangeStatusBody = z.object({ newStatus: Status, reason: text(1000).optional() });

@@ -113,7 +113,8 @@ function defined<T extends object>(value: T): T {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
 
-const UPDATABLE_FIELDS = [
+/** The fields `UpdateIncident` may change (EVENTS.md, INCIDENT_UPDATED). */
+export const UPDATABLE_FIELDS = [
   'title',
   'description',
   'serviceName',

@@ -45,8 +45,9 @@ export function hasTicket(tickets: readonly TicketRef[], ticket: TicketRef): boo
   return tickets.some((t) => t.system === ticket.system && t.key === ticket.key);
 }
 
-function withItem(list: string[], item: string): string[] {
-  return list.includes(item) ? list : [...list, item];
+/** `list` with `item` at the end unless it is there already; always a new array. */
+export function withItem(list: readonly string[], item: string): string[] {
+  return list.includes(item) ? [...list] : [...list, item];
 }
 
 /** Folds one event into the state. Total: an event that cannot apply leaves the state as it is. */
