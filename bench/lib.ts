@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
+import { adminQuery } from '../test/support/database.ts';
 
 /** One line of the bench table: a figure, the baseline measured in the same run, and their ratio. */
 export interface BenchRow {
@@ -65,16 +65,6 @@ export async function scratchDatabase(serverUrl: string): Promise<{ url: string;
     url: url.toString(),
     drop: () => adminQuery(serverUrl, `drop database if exists ${name} with (force)`),
   };
-}
-
-async function adminQuery(url: string, text: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query(text);
-  } finally {
-    await client.end();
-  }
 }
 
 export function formatNumber(value: number): string {

@@ -1,4 +1,3 @@
-import { sql } from 'kysely';
 import { openPostgres } from '../../src/db/database.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
 import {
@@ -7,6 +6,7 @@ import {
   type IncidentSort,
   type Keyset,
 } from '../../src/readmodel/incidents.ts';
+import { seedIncidents } from '../../test/support/seed.ts';
 import { summarize, type BenchRow } from '../lib.ts';
 
 const INCIDENTS = 100_000;
@@ -20,17 +20,7 @@ export async function listQueries(url: string): Promise<BenchRow[]> {
   await migrateToLatest(database.db);
   const db = database.db;
   try {
-    await sql`
-      insert into incidents (org_id, id, project_id, title, service_name, status, severity, severity_rank, environment,
-        correlation_keys, tags, created_by_type, created_by_ref, created_at, updated_at, version)
-      select 'org-' || (i % ${ORGS}), 'inc_' || lpad(i::text, 8, '0'), 'proj-' || (j % 5),
-        case when j % 7 = 0 then 'Checkout latency high' else 'Error rate above SLO' end,
-        'svc-' || (j % 13), (array['OPEN','INVESTIGATING','MITIGATED','RESOLVED','CANCELLED'])[1 + j % 5],
-        'SEV' || (1 + (j / 5) % 4), 1 + (j / 5) % 4, case when j % 3 = 0 then 'staging' else 'production' end,
-        array['ck-' || (j % 1000)], array['tag-' || (j % 50), 'team-' || (j % 9)], 'USER', 'bench',
-        timestamptz '2026-01-01' + i * interval '7 seconds', timestamptz '2026-01-01' + i * interval '9 seconds', i % 20
-      from generate_series(1, ${INCIDENTS}) as i, lateral (select i / ${ORGS} as j) as spread`.execute(db);
-    await sql`analyze incidents`.execute(db);
+    await seedIncidents(db, { incidents: INCIDENTS, orgs: ORGS, createdBy: 'bench' });
 
     const time = async (run: () => Promise<unknown>) => {
       const started = performance.now();

@@ -12,15 +12,11 @@ import { incidentStreamName } from '../../src/domain/streams.ts';
 import { PostgresEventStore } from '../../src/eventstore/postgres/index.ts';
 import type { EventStore } from '../../src/eventstore/port.ts';
 import { databaseLabel, openTestDatabase, type TestDatabase } from '../support/database.ts';
+import { checkoutIncident } from '../support/incidents.ts';
 
 const create: CommandInput = {
   type: 'CreateIncident',
-  projectId: 'payments',
-  title: 'Checkout latency above SLO',
-  serviceName: 'checkout',
-  severity: 'SEV2',
-  environment: 'production',
-  tags: ['latency'],
+  ...checkoutIncident,
 };
 
 describe(`command handling on ${databaseLabel}`, () => {

@@ -9,17 +9,13 @@ import {
   type IncidentCommand,
   type IncidentEvent,
 } from '../../../src/domain/incident/index.ts';
+import { checkoutIncident } from '../../support/incidents.ts';
 import { LIFECYCLE_SPEC, created, given, historyTo } from './given.ts';
 
 const createCommand: IncidentCommand = {
   type: 'CreateIncident',
   incidentId: 'inc_0001',
-  projectId: 'payments',
-  title: 'Checkout latency above SLO',
-  serviceName: 'checkout',
-  severity: 'SEV2',
-  environment: 'production',
-  tags: ['latency'],
+  ...checkoutIncident,
 };
 
 describe('CreateIncident', () => {

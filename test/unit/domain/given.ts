@@ -1,20 +1,13 @@
 import { incidentDecider, type IncidentEvent, type Status } from '../../../src/domain/incident/index.ts';
 import { deciderSpecification } from '../../support/decider-specification.ts';
+import { checkoutIncident } from '../../support/incidents.ts';
 
 /** Given these events (folded from the initial state), when this command, then these events (or an error). */
 export const { given } = deciderSpecification(incidentDecider);
 
 export const created: IncidentEvent = {
   type: 'INCIDENT_CREATED',
-  data: {
-    projectId: 'payments',
-    title: 'Checkout latency above SLO',
-    serviceName: 'checkout',
-    severity: 'SEV2',
-    environment: 'production',
-    tags: ['latency'],
-    correlationKeys: [],
-  },
+  data: { ...checkoutIncident, correlationKeys: [] },
 };
 
 /** The shortest history that leaves a new incident in `status`. */
