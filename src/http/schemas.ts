@@ -1,5 +1,12 @@
 import { z } from 'zod';
-import { ClientActionKind, EVENT_TYPES, Severity, SignalType, Status } from '../domain/incident/index.ts';
+import {
+  AlertStatus,
+  ClientActionKind,
+  EVENT_TYPES,
+  Severity,
+  SignalType,
+  Status,
+} from '../domain/incident/index.ts';
 import { INCIDENT_ID_PATTERN, ORG_ID_PATTERN } from '../domain/streams.ts';
 import { isPosition } from '../eventstore/port.ts';
 
@@ -263,6 +270,8 @@ export const Signal = z
     environment: z.string().nullable(),
     correlationKey: z.string().nullable(),
     traceId: z.string().nullable(),
+    fingerprint: z.string().nullable().describe("the alert's identity in its group (signal schema v2)"),
+    status: AlertStatus.nullable().describe('firing or resolved, for alerts (signal schema v2)'),
     data: z.record(z.string(), z.unknown()).nullable(),
     ts: Timestamp,
   })
