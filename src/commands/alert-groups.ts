@@ -38,8 +38,8 @@ export interface AlertGroupCommandsOptions {
   clock?: () => Date;
 }
 
-/** How far past a plan's decided-on version its first event is looked for before it is simply run again. */
-const LANDED_LOOKAHEAD = 50;
+/** How many of an incident's last events are searched for its latest resolution. */
+const RESOLVED_LOOKBACK = 50;
 
 type IngestContext = Pick<CommandContext, 'orgId' | 'actor' | 'correlationId'>;
 
@@ -71,10 +71,7 @@ export class AlertGroupCommands {
     const streamName = alertGroupStreamName(ctx.orgId, alertGroupHash(notification.groupKey));
     for (let attempt = 0; ; attempt++) {
       const group = await this.loadGroup(streamName);
-      if (group.state.lastPlan) await this.land(ctx, group.state.lastPlan);
-      const incident = group.state.incidentId
-        ? await this.incidentView(ctx.orgId, group.state.incidentId)
-        : null;
+      const incident = await this.currentIncident(ctx, group.state);
       const events = decideAlertGroup(notification, options, group.state, incident?.view ?? null, {
         now: this.clock().toISOString(),
         newIncidentId: newIncidentId(),
@@ -92,18 +89,22 @@ export class AlertGroupCommands {
         continue;
       }
       const event = events[0]!;
-      const landed = await this.land(ctx, event.data.plan);
-      return { ...landed, created: event.data.opened };
+      const landed = await this.commands.executePlanned(ctx, event.data.plan);
+      return {
+        incidentId: landed.incidentId,
+        version: landed.version,
+        position: landed.position,
+        created: event.data.opened,
+      };
     }
   }
 
   /** Events v2 `acknowledge`: OPEN → INVESTIGATING on the group's active incident; null (dropped) without one. */
   async acknowledge(ctx: IngestContext, groupKey: string): Promise<IngestResult | null> {
     const group = await this.loadGroup(alertGroupStreamName(ctx.orgId, alertGroupHash(groupKey)));
-    if (group.state.lastPlan) await this.land(ctx, group.state.lastPlan);
-    const incidentId = group.state.incidentId;
-    if (incidentId === null) return null;
-    const incident = await this.incidentView(ctx.orgId, incidentId);
+    const incident = await this.currentIncident(ctx, group.state);
+    if (incident === null) return null;
+    const incidentId = incident.view.incidentId;
     if (incident.view.status === 'RESOLVED' || incident.view.status === 'CANCELLED') return null;
     const result = await this.commands.execute(ctx, incidentId, {
       type: 'IngestAlerts',
@@ -149,50 +150,56 @@ export class AlertGroupCommands {
     return { state, version };
   }
 
-  /** Makes sure a planned incident write has landed, running it when it has not. */
-  private async land(ctx: IngestContext, plan: PlannedIncidentWrite): Promise<Omit<IngestResult, 'created'>> {
-    const streamName = incidentStreamName(ctx.orgId, plan.incidentId);
-    const after = await this.store.readStream(streamName, {
-      fromVersion: plan.afterVersion + 1,
-      limit: LANDED_LOOKAHEAD,
-    });
-    if (after.some((event) => event.eventId === plan.eventId)) {
-      const [head] = await this.store.readStream(streamName, { direction: 'backwards', limit: 1 });
-      return { incidentId: plan.incidentId, version: head!.version, position: head!.position };
+  /**
+   * The group's incident as it is now, after making sure the group's last planned write landed (its
+   * author may have died between the two appends): the next loader runs it again, once.
+   */
+  private async currentIncident(
+    ctx: IngestContext,
+    group: AlertGroupState,
+  ): Promise<{ view: IncidentView; result: Omit<IngestResult, 'created'> } | null> {
+    const plan = group.lastPlan;
+    if (group.incidentId === null || plan === null) return null;
+    const streamName = incidentStreamName(ctx.orgId, group.incidentId);
+    let loaded = await this.commands.load(streamName);
+    if (!(await this.hasLanded(streamName, loaded, plan))) {
+      await this.commands.executePlanned(ctx, plan);
+      loaded = await this.commands.load(streamName);
     }
-    const result = await this.commands.executePlanned(ctx, {
-      incidentId: plan.incidentId,
-      eventId: plan.eventId,
-      occurredAt: plan.occurredAt,
-      command: plan.command,
-    });
-    return { incidentId: result.incidentId, version: result.version, position: result.position };
-  }
-
-  private async incidentView(
-    orgId: string,
-    incidentId: string,
-  ): Promise<{ view: IncidentView; result: Omit<IngestResult, 'created'> }> {
-    const streamName = incidentStreamName(orgId, incidentId);
-    const loaded = await this.commands.load(streamName);
     if (loaded.state === null || loaded.position === null)
-      throw new Error(`alert group names incident ${incidentId}, which has no events`);
+      throw new Error(`alert group names incident ${group.incidentId}, which has no events`);
     const resolvedAt = loaded.state.status === 'RESOLVED' ? await this.resolvedAt(streamName) : null;
     const view: IncidentView = {
-      incidentId,
+      incidentId: group.incidentId,
       status: loaded.state.status,
       severity: loaded.state.severity,
       version: loaded.version,
       resolvedAt,
     };
-    return { view, result: { incidentId, version: loaded.version, position: loaded.position } };
+    return {
+      view,
+      result: { incidentId: group.incidentId, version: loaded.version, position: loaded.position },
+    };
+  }
+
+  private async hasLanded(
+    streamName: string,
+    loaded: Awaited<ReturnType<IncidentCommands['load']>>,
+    plan: PlannedIncidentWrite,
+  ): Promise<boolean> {
+    if (loaded.landed.has(plan.eventId)) return true;
+    // Folded from a snapshot taken past the plan's version: look at the events themselves.
+    const snapshotVersion = loaded.version - loaded.landed.size;
+    if (snapshotVersion <= plan.afterVersion) return false;
+    const after = await this.store.readStream(streamName, { fromVersion: plan.afterVersion + 1 });
+    return after.some((event) => event.eventId === plan.eventId);
   }
 
   /** When the incident was last resolved: its newest INCIDENT_RESOLVED, looked for among the last events. */
   private async resolvedAt(streamName: string): Promise<string | null> {
     const recent = await this.store.readStream(streamName, {
       direction: 'backwards',
-      limit: LANDED_LOOKAHEAD,
+      limit: RESOLVED_LOOKBACK,
     });
     const resolved = recent.find((event) => event.type === 'INCIDENT_RESOLVED');
     const occurredAt = resolved?.metadata.occurredAt;

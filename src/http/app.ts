@@ -209,7 +209,9 @@ const documentRoute: typeof jsonSchemaTransform = (document) => {
     responses['401'] ??= problemResponse('UNAUTHENTICATED: missing, malformed, forged or expired token');
     responses['403'] ??= problemResponse('FORBIDDEN: the token lacks the org or the role');
     responses['404'] ??= problemResponse('NOT_FOUND');
-    responses['429'] ??= problemResponse('RATE_LIMITED: too many requests for this token (Retry-After)');
+    // Routes with a rate-limit config of their own (ingestion) answer 503 instead of 429.
+    if (!(document.route.config as { rateLimit?: unknown } | undefined)?.rateLimit)
+      responses['429'] ??= problemResponse('RATE_LIMITED: too many requests for this token (Retry-After)');
   }
   const method = Array.isArray(document.route.method) ? document.route.method[0] : document.route.method;
   if (method !== 'GET') {

@@ -214,6 +214,22 @@ describe(`alert ingestion over HTTP on ${databaseLabel}`, () => {
     expect(await orgEvents(org)).toEqual([]);
   });
 
+  it('documents the three routes and the v2 signal fields in the OpenAPI document', async () => {
+    const document = (await t.request({ method: 'GET', url: '/openapi.json' })).json<{
+      paths: Record<string, { post?: { responses: Record<string, unknown> } }>;
+      components: { schemas: Record<string, { properties: Record<string, unknown> }> };
+    }>();
+    for (const route of ['alertmanager', 'grafana', 'events']) {
+      const responses = document.paths[`/api/orgs/{orgId}/alerts/${route}`]?.post?.responses;
+      expect(responses).toHaveProperty('400');
+      expect(responses).toHaveProperty('503');
+      expect(responses).not.toHaveProperty('429');
+    }
+    expect(document.paths['/api/orgs/{orgId}/alerts/events']!.post!.responses).toHaveProperty('202');
+    expect(document.components.schemas.Signal!.properties).toHaveProperty('fingerprint');
+    expect(document.components.schemas.Signal!.properties).toHaveProperty('status');
+  });
+
   it('needs a token that may create incidents in the org', async () => {
     const org = freshOrg();
     const body = alertmanagerNotification('auth', [{ fingerprint: 'a1' }]);
