@@ -28,7 +28,8 @@ interface Details {
 describe(`alert ingestion over HTTP on ${databaseLabel}`, () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await startTestApp();
+    // The assertions read right after each answer: it must wait for the read models, even under load.
+    t = await startTestApp({ env: { CONSISTENCY_TIMEOUT_MS: '30000' } });
   });
   afterAll(async () => {
     await t?.cleanup();

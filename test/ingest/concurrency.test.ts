@@ -13,9 +13,11 @@ describe(`concurrent deliveries to two ITS instances on ${databaseLabel}`, () =>
   let first: TestApp;
   let second: TestApp;
   beforeAll(async () => {
-    first = await startTestApp();
+    // Every answer here must wait for the read models, even on a loaded machine.
+    const env = { CONSISTENCY_TIMEOUT_MS: '30000' };
+    first = await startTestApp({ env });
     // A second runtime on the same databases: its own pool, store and projection workers.
-    second = await startTestApp({ shareDatabaseOf: first });
+    second = await startTestApp({ env, shareDatabaseOf: first });
   });
   afterAll(async () => {
     await second?.cleanup();
