@@ -42,6 +42,7 @@ describe(`an incident write lost after the group's append, on ${databaseLabel}`,
         LOG_LEVEL: 'silent',
         JWT_SECRET: secret,
         DATA_DIR: '/nonexistent-its-test-data',
+        CONSISTENCY_TIMEOUT_MS: '30000',
       }),
       { database: database.database, store },
     );
