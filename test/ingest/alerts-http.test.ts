@@ -201,6 +201,27 @@ describe(`alert ingestion over HTTP on ${databaseLabel}`, () => {
     expect((await orgEvents(org)).length).toBe(5);
   });
 
+  it('Events v2: a trigger without dedup_key retried with the same Idempotency-Key is one incident', async () => {
+    const org = freshOrg();
+    const send = () =>
+      t.request({
+        method: 'POST',
+        url: `/api/orgs/${org}/alerts/events`,
+        token: integration(org),
+        headers: { 'idempotency-key': 'retry-7' },
+        payload: {
+          event_action: 'trigger',
+          payload: { summary: 'queue stuck', source: 'mq-1', severity: 'warning' },
+        },
+      });
+    const first = (await send()).json<{ dedup_key: string }>();
+    expect((await send()).json()).toEqual(first);
+    expect((await orgEvents(org)).map((e) => e.type)).toEqual([
+      'INCIDENT_CREATED',
+      'INCIDENT_SIGNAL_INGESTED',
+    ]);
+  });
+
   it('refuses a body that fails its schema with 400 naming the field, and appends nothing', async () => {
     const org = freshOrg();
     const body = alertmanagerNotification('bad', [{ fingerprint: 'a1' }]);

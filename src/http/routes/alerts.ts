@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -10,7 +10,7 @@ import { AlertmanagerNotification, GrafanaNotification, mapAlertmanager } from '
 import { EventsV2Body, mapEventsV2 } from '../../ingest/events-v2.ts';
 import type { IngestDefaults } from '../../ingest/mapping.ts';
 import { HttpProblem } from '../errors.ts';
-import { OrgParams } from '../schemas.ts';
+import { CreateHeaders, OrgParams } from '../schemas.ts';
 
 const tags = ['alerts'];
 
@@ -140,6 +140,7 @@ export const alertRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (a
         tags,
         summary: 'PagerDuty Events API v2: trigger, acknowledge, resolve by dedup_key',
         params: OrgParams,
+        headers: CreateHeaders,
         querystring: IngestQuery,
         body: EventsV2Body,
         response: { 202: EventsV2Accepted },
@@ -147,7 +148,13 @@ export const alertRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (a
     },
     async (request, reply) => {
       const body = request.body;
-      const dedupKey = body.dedup_key ?? randomUUID().replaceAll('-', '');
+      // A retried trigger without dedup_key keeps its key when it carries an Idempotency-Key.
+      const retryKey = request.headers['idempotency-key'];
+      const dedupKey =
+        body.dedup_key ??
+        (retryKey !== undefined
+          ? createHash('sha256').update(retryKey).digest('hex').slice(0, 32)
+          : randomUUID().replaceAll('-', ''));
       const result =
         body.event_action === 'acknowledge'
           ? await runtime.alertGroups.acknowledge(context(request), dedupKey)
