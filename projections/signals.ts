@@ -28,6 +28,8 @@ export const signalsProjector: Projector<SignalRow> = {
       environment: data.environment ?? null,
       correlation_key: data.correlationKey ?? null,
       trace_id: data.traceId ?? null,
+      fingerprint: data.fingerprint ?? null,
+      status: data.status ?? null,
       data: data.data ?? null,
       ts: instant(data.ts),
       version: event.version,

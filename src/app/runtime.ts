@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { ProjectionProgress, projectionStatus, startProjectionWorkers } from '../../projections/index.ts';
+import { AlertGroupCommands } from '../commands/alert-groups.ts';
 import { IncidentCommands } from '../commands/index.ts';
 import type { Config } from '../config.ts';
 import { openPGlite, openPostgres, type Database } from '../db/database.ts';
@@ -15,6 +16,8 @@ export interface Runtime {
   database: Database;
   store: EventStore;
   commands: IncidentCommands;
+  /** Alert ingestion: each alert group's dedup state, and its incident writes through `commands`. */
+  alertGroups: AlertGroupCommands;
   /** Tells when the read models include a position (read-your-writes). */
   progress: ProjectionProgress;
   metrics: ServiceMetrics;
@@ -58,6 +61,7 @@ export async function openRuntime(config: Config, options: OpenRuntimeOptions = 
     if (!options.store) closing.unshift(() => store.close());
     const metrics = new ServiceMetrics();
     const commands = new IncidentCommands({ store, database, metrics });
+    const alertGroups = new AlertGroupCommands({ store, commands });
     metrics.setProjectionLagSource(async () => projectionStatus(database, store));
 
     const progress = new ProjectionProgress(database);
@@ -78,6 +82,7 @@ export async function openRuntime(config: Config, options: OpenRuntimeOptions = 
       database,
       store,
       commands,
+      alertGroups,
       progress,
       metrics,
       close() {

@@ -4,6 +4,7 @@ import {
   CURRENT_SCHEMA_VERSION,
   DomainError,
   IncidentNotFound,
+  createsIncident,
   decide,
   evolve,
   initialState,
@@ -84,7 +85,7 @@ export class ConcurrencyRetriesExhausted extends Error {
 }
 
 /** Everything a command needs that is not pure: fixed once, so a retry of it appends the very same events. */
-interface Plan {
+export interface Plan {
   incidentId: string;
   command: IncidentCommand;
   eventId: string;
@@ -146,6 +147,21 @@ export class IncidentCommands {
             ? 'rejected'
             : 'error';
       this.metrics?.commandDone(input.type, outcome);
+      throw error;
+    }
+  }
+
+  /**
+   * Runs a command planned elsewhere (ingestion keeps its plans in the alert group's stream): its
+   * event ids are fixed, so running the same plan again, from any process, lands it once.
+   */
+  async executePlanned(ctx: CommandContext, plan: Plan): Promise<CommandResult> {
+    try {
+      const { outcome, ...result } = await this.run(ctx, plan);
+      this.metrics?.commandDone(plan.command.type, outcome);
+      return result;
+    } catch (error) {
+      this.metrics?.commandDone(plan.command.type, error instanceof DomainError ? 'rejected' : 'error');
       throw error;
     }
   }
@@ -234,7 +250,7 @@ export class IncidentCommands {
       const loaded = await this.load(streamName);
       const done = loaded.landed.get(plan.eventId);
       if (done) return { ...this.result(plan, done.version, done.position), outcome: 'ok' };
-      if (loaded.state === initialState && plan.command.type !== 'CreateIncident')
+      if (loaded.state === initialState && !createsIncident(plan.command))
         throw new IncidentNotFound(plan.incidentId);
       if (ctx.ifMatch !== undefined && ctx.ifMatch !== loaded.version)
         throw new VersionConflict(ctx.ifMatch, loaded.version);
@@ -267,8 +283,7 @@ export class IncidentCommands {
         if (attempt >= this.maxRetries)
           throw new ConcurrencyRetriesExhausted(`gave up on ${streamName} after ${attempt + 1} lost races`);
         this.metrics?.retry();
-        // Jittered backoff, so racing writers do not collide again in lockstep.
-        await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(100, 5 * 2 ** attempt)));
+        await conflictBackoff(attempt);
       }
     }
   }
@@ -350,6 +365,11 @@ export class IncidentCommands {
       .execute()
       .catch(() => {});
   }
+}
+
+/** The wait after a lost race: jittered, so racing writers do not collide again in lockstep. */
+export function conflictBackoff(attempt: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(100, 5 * 2 ** attempt)));
 }
 
 function withoutOutcome(result: CommandResult & { outcome?: string }): CommandResult {

@@ -65,6 +65,9 @@ export interface SignalsTable {
   environment: string | null;
   correlation_key: string | null;
   trace_id: string | null;
+  /** Migration 0005: signal schema version 2. */
+  fingerprint: string | null;
+  status: string | null;
   data: ColumnType<Record<string, unknown> | null, string | null, string | null>;
   ts: Timestamp;
   version: number;

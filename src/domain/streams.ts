@@ -28,6 +28,13 @@ export function parseIncidentStreamName(name: string): { orgId: string; incident
   return { orgId, incidentId };
 }
 
+const ALERT_GROUP_CATEGORY_PREFIX = 'alertgroup-';
+
+/** `alertgroup-{orgId}.{groupHash}`: one stream per alert group, apart from the incident category. */
+export function alertGroupStreamName(orgId: string, groupHash: string): string {
+  return `${ALERT_GROUP_CATEGORY_PREFIX}${orgId}.${groupHash}`;
+}
+
 /** A new, time-ordered incident id. Impure (clock and randomness), so it stays out of decide. */
 export function newIncidentId(): string {
   return `inc_${uuidv7().replaceAll('-', '')}`;

@@ -22,6 +22,7 @@ import { OPERATION_ROLES, rateLimitKey, registerAuth, type Operation } from './a
 import { HttpProblem, sendProblem, toProblem, validationFailed } from './errors.ts';
 import { activityRoutes } from './routes/activity.ts';
 import { adminRoutes } from './routes/admin.ts';
+import { alertRoutes } from './routes/alerts.ts';
 import { eventRoutes } from './routes/events.ts';
 import { incidentRoutes } from './routes/incidents.ts';
 import { operationsRoutes } from './routes/operations.ts';
@@ -180,6 +181,7 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
   app.register(activityRoutes, { runtime });
   app.register(eventRoutes, { runtime });
   app.register(adminRoutes, { runtime });
+  app.register(alertRoutes, { runtime });
   app.get('/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () =>
     app.swagger(),
   );
@@ -207,7 +209,9 @@ const documentRoute: typeof jsonSchemaTransform = (document) => {
     responses['401'] ??= problemResponse('UNAUTHENTICATED: missing, malformed, forged or expired token');
     responses['403'] ??= problemResponse('FORBIDDEN: the token lacks the org or the role');
     responses['404'] ??= problemResponse('NOT_FOUND');
-    responses['429'] ??= problemResponse('RATE_LIMITED: too many requests for this token (Retry-After)');
+    // Routes with a rate-limit config of their own (ingestion) answer 503 instead of 429.
+    if (!(document.route.config as { rateLimit?: unknown } | undefined)?.rateLimit)
+      responses['429'] ??= problemResponse('RATE_LIMITED: too many requests for this token (Retry-After)');
   }
   const method = Array.isArray(document.route.method) ? document.route.method[0] : document.route.method;
   if (method !== 'GET') {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import {
+  AlertStatus,
   ClientActionKind,
   EVENT_TYPES,
   Severity,
@@ -261,6 +262,8 @@ export const Signal = z
     environment: z.string().nullable(),
     correlationKey: z.string().nullable(),
     traceId: z.string().nullable(),
+    fingerprint: z.string().nullable().describe("the alert's identity in its group (signal schema v2)"),
+    status: AlertStatus.nullable().describe('firing or resolved, for alerts (signal schema v2)'),
     data: z.record(z.string(), z.unknown()).nullable(),
     ts: Timestamp,
   })

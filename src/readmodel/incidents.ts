@@ -6,7 +6,7 @@ import {
   type Selectable,
   type SqlBool,
 } from 'kysely';
-import type { Severity, SignalType, Status } from '../domain/incident/index.ts';
+import type { AlertStatus, Severity, SignalType, Status } from '../domain/incident/index.ts';
 import type { ActionsTable, IncidentsTable, Schema, SignalsTable, SloViolationsTable } from '../db/schema.ts';
 
 /** An incident as the API serves it: absent values null, lists [], times ISO-8601 UTC. */
@@ -47,6 +47,8 @@ export interface SignalView {
   environment: string | null;
   correlationKey: string | null;
   traceId: string | null;
+  fingerprint: string | null;
+  status: AlertStatus | null;
   data: Record<string, unknown> | null;
   ts: string;
 }
@@ -170,6 +172,8 @@ function toSignalView(row: Selectable<SignalsTable>): SignalView {
     environment: row.environment,
     correlationKey: row.correlation_key,
     traceId: row.trace_id,
+    fingerprint: row.fingerprint,
+    status: row.status as AlertStatus | null,
     data: row.data ?? null,
     ts: iso(row.ts),
   };

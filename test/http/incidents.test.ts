@@ -211,6 +211,8 @@ describe(`incident API on ${databaseLabel}`, () => {
         environment: null,
         correlationKey: 'alert:9',
         traceId: null,
+        fingerprint: null,
+        status: null,
         data: { value: 2.4, labels: { pod: 'checkout-1' } },
         ts: '2030-01-02T01:04:05.000Z',
       },

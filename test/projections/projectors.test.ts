@@ -255,10 +255,30 @@ describe('signals projector', () => {
         environment: null,
         correlation_key: 'k',
         trace_id: 't1',
+        fingerprint: null,
+        status: null,
         data: { value: 2.5 },
         ts: '2024-05-01T10:00:00.123Z',
         version: 1,
       },
+    ]);
+  });
+
+  it("writes an alert's fingerprint and status (signal schema v2)", () => {
+    const events = given(created, {
+      type: 'INCIDENT_SIGNAL_INGESTED',
+      data: {
+        signalId: 'sig_2',
+        signalType: 'ALERT',
+        source: 'alertmanager',
+        summary: 'disk full',
+        fingerprint: 'c0ffee',
+        status: 'resolved',
+        ts: '2024-05-01T10:00:00.000Z',
+      },
+    });
+    expect(projectEvents(signalsProjector, events)).toEqual([
+      expect.objectContaining({ id: 'sig_2', fingerprint: 'c0ffee', status: 'resolved' }),
     ]);
   });
 });

@@ -1,5 +1,6 @@
 import { IncidentAlreadyExists, IncidentNotFound, InvalidTransition } from './errors.ts';
 import type {
+  AlertStatus,
   ClientActionKind,
   IncidentChanges,
   IncidentEvent,
@@ -7,7 +8,7 @@ import type {
   SignalType,
   Status,
 } from './events.ts';
-import { canTransition, hasTicket, type ExistingIncident, type IncidentState } from './state.ts';
+import { canTransition, evolve, hasTicket, type ExistingIncident, type IncidentState } from './state.ts';
 
 export interface CreateIncident {
   type: 'CreateIncident';
@@ -76,9 +77,31 @@ export interface IngestSignal {
   environment?: string;
   correlationKey?: string;
   traceId?: string;
+  fingerprint?: string;
+  status?: AlertStatus;
   data?: Record<string, unknown>;
   /** ISO-8601. */
   ts: string;
+}
+
+/**
+ * What one alert notification does to its incident, in one append: open it (or reopen it), record
+ * the alerts as signals, raise the severity, acknowledge or resolve it. Each step is checked
+ * against the incident as it is when the command runs, so running it late or twice is safe.
+ */
+export interface IngestAlerts {
+  type: 'IngestAlerts';
+  /** Opens the incident with these fields when it does not exist yet. */
+  create?: Omit<CreateIncident, 'type' | 'incidentId'>;
+  /** RESOLVED → INVESTIGATING (the `reopenWithin` rule). */
+  reopen?: boolean;
+  /** OPEN → INVESTIGATING (Events v2 `acknowledge`); any other status is left alone. */
+  acknowledge?: boolean;
+  signals: Omit<IngestSignal, 'type'>[];
+  /** Raised to this severity when it is more severe than the incident's; never lowered. */
+  raiseSeverityTo?: Severity;
+  /** Resolves the incident with this reason unless it is RESOLVED or CANCELLED already. */
+  resolveReason?: string;
 }
 
 export interface RecordSloViolation {
@@ -104,6 +127,7 @@ export type IncidentCommand =
   | LinkTicket
   | RecordAction
   | IngestSignal
+  | IngestAlerts
   | RecordSloViolation;
 
 export type IncidentCommandType = IncidentCommand['type'];
@@ -127,6 +151,7 @@ export const UPDATABLE_FIELDS = [
 /** Turns a command and the current state into the events that record it: [] when nothing would change. */
 export function decide(command: IncidentCommand, state: IncidentState): IncidentEvent[] {
   if (command.type === 'CreateIncident') return createIncident(command, state);
+  if (command.type === 'IngestAlerts') return ingestAlerts(command, state);
   if (state === null) throw new IncidentNotFound();
 
   switch (command.type) {
@@ -176,6 +201,52 @@ export function decide(command: IncidentCommand, state: IncidentState): Incident
         },
       ];
   }
+}
+
+/** Whether a command may run on an incident that does not exist yet. */
+export function createsIncident(command: IncidentCommand): boolean {
+  return (
+    command.type === 'CreateIncident' || (command.type === 'IngestAlerts' && command.create !== undefined)
+  );
+}
+
+/** `SEV1` is the most severe: a lower rank. */
+export function moreSevere(a: Severity, b: Severity): boolean {
+  return a < b;
+}
+
+function ingestAlerts(command: IngestAlerts, state: IncidentState): IncidentEvent[] {
+  const events: IncidentEvent[] = [];
+  let current = state;
+  const emit = (event: IncidentEvent) => {
+    events.push(event);
+    current = evolve(current, event);
+  };
+  if (current === null) {
+    if (!command.create) throw new IncidentNotFound();
+    createIncident({ type: 'CreateIncident', incidentId: '', ...command.create }, null).forEach(emit);
+  }
+  if (command.reopen && current!.status === 'RESOLVED')
+    emit({
+      type: 'INCIDENT_STATUS_CHANGED',
+      data: { from: 'RESOLVED', to: 'INVESTIGATING', reason: 'alert fired again' },
+    });
+  if (command.acknowledge && current!.status === 'OPEN')
+    emit({
+      type: 'INCIDENT_STATUS_CHANGED',
+      data: { from: 'OPEN', to: 'INVESTIGATING', reason: 'acknowledged' },
+    });
+  for (const signal of command.signals) emit(ingestSignal({ type: 'IngestSignal', ...signal }));
+  const raiseTo = command.raiseSeverityTo;
+  if (raiseTo !== undefined && moreSevere(raiseTo, current!.severity))
+    emit({
+      type: 'INCIDENT_SEVERITY_CHANGED',
+      data: { from: current!.severity, to: raiseTo, reason: 'a more severe alert fired' },
+    });
+  const status = current!.status;
+  if (command.resolveReason !== undefined && status !== 'RESOLVED' && status !== 'CANCELLED')
+    emit({ type: 'INCIDENT_RESOLVED', data: { from: status, reason: command.resolveReason } });
+  return events;
 }
 
 function createIncident(command: CreateIncident, state: IncidentState): IncidentEvent[] {
@@ -247,6 +318,8 @@ function ingestSignal(command: IngestSignal): IncidentEvent {
       environment: command.environment,
       correlationKey: command.correlationKey,
       traceId: command.traceId,
+      fingerprint: command.fingerprint,
+      status: command.status,
       data: command.data,
       ts: command.ts,
     }),

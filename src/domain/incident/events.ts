@@ -115,6 +115,10 @@ export type IncidentTagAddedData = z.infer<typeof IncidentTagAddedData>;
 export const IncidentTagRemovedData = z.strictObject({ tag: z.string() });
 export type IncidentTagRemovedData = z.infer<typeof IncidentTagRemovedData>;
 
+/** An alert's state as its sender reported it (schema version 2 of the signal). */
+export const AlertStatus = z.enum(['firing', 'resolved']);
+export type AlertStatus = z.infer<typeof AlertStatus>;
+
 export const IncidentSignalIngestedData = z.strictObject({
   signalId: z.string(),
   signalType: SignalType,
@@ -124,6 +128,10 @@ export const IncidentSignalIngestedData = z.strictObject({
   environment: z.string().optional(),
   correlationKey: z.string().optional(),
   traceId: z.string().optional(),
+  /** Version 2: the alert's identity within its group (Alertmanager's fingerprint, Events v2's dedup_key). */
+  fingerprint: z.string().optional(),
+  /** Version 2: whether this signal reports the alert firing or resolved. */
+  status: AlertStatus.optional(),
   data: z.record(z.string(), z.unknown()).optional(),
   ts: isoDateTime,
 });
@@ -212,7 +220,7 @@ export const CURRENT_SCHEMA_VERSION = {
   INCIDENT_SEVERITY_CHANGED: 1,
   INCIDENT_TAG_ADDED: 1,
   INCIDENT_TAG_REMOVED: 1,
-  INCIDENT_SIGNAL_INGESTED: 1,
+  INCIDENT_SIGNAL_INGESTED: 2,
   INCIDENT_NOTE_ADDED: 1,
   INCIDENT_PLAYBOOK_ACTION_EXECUTED: 1,
   INCIDENT_SLO_VIOLATION_RECORDED: 1,
@@ -225,8 +233,10 @@ export type Upcaster = (data: unknown) => unknown;
 /** Per event type: schema version N → the upcaster from N to N + 1. */
 export type UpcasterTable = Partial<Record<IncidentEventType, Record<number, Upcaster>>>;
 
-/** None yet: every type is still at version 1. */
-export const upcasters: UpcasterTable = {};
+/** Signal v1 → v2: v2 only adds the optional `fingerprint` and `status`, so a v1 signal reads as it is. */
+export const upcastSignalV1: Upcaster = (data) => data;
+
+export const upcasters: UpcasterTable = { INCIDENT_SIGNAL_INGESTED: { 1: upcastSignalV1 } };
 
 /** A stored event names a type this code does not know. */
 export class UnknownEventType extends Error {

@@ -33,9 +33,11 @@ describe('event types', () => {
     expect(Object.keys(eventDataSchemas).sort()).toEqual([...EVENT_TYPES].sort());
   });
 
-  it('are all at schema version 1 today', () => {
+  it('are at schema version 1 today, but the signal at version 2 (fingerprint and status)', () => {
     expect(Object.keys(CURRENT_SCHEMA_VERSION).sort()).toEqual([...EVENT_TYPES].sort());
-    expect(new Set(Object.values(CURRENT_SCHEMA_VERSION))).toEqual(new Set([1]));
+    const { INCIDENT_SIGNAL_INGESTED: signal, ...rest } = CURRENT_SCHEMA_VERSION;
+    expect(signal).toBe(2);
+    expect(new Set(Object.values(rest))).toEqual(new Set([1]));
   });
 
   it('timeline action kinds are the client kinds plus the service kinds', () => {
@@ -95,6 +97,32 @@ describe('parseEvent', () => {
   it('refuses a schema version newer than this code knows', () => {
     expect(() => parseEvent('INCIDENT_TAG_ADDED', { tag: 'db' }, 2)).toThrow(UnsupportedSchemaVersion);
     expect(() => parseEvent('INCIDENT_TAG_ADDED', { tag: 'db' }, 0)).toThrow(UnsupportedSchemaVersion);
+  });
+});
+
+describe('the signal upcaster (v1 → v2)', () => {
+  const v1 = {
+    signalId: 'sig_1',
+    signalType: 'ALERT',
+    source: 'prometheus',
+    summary: 'p99 > 2s',
+    ts: '2026-11-26T10:00:00.000Z',
+  };
+
+  it('reads a stored v1 signal as v2 without fingerprint or status', () => {
+    expect(parseEvent('INCIDENT_SIGNAL_INGESTED', v1, 1)).toEqual({
+      type: 'INCIDENT_SIGNAL_INGESTED',
+      data: v1,
+    });
+  });
+
+  it('reads a v2 signal with its fingerprint and status', () => {
+    const v2 = { ...v1, fingerprint: 'c0ffee', status: 'resolved' };
+    expect(parseEvent('INCIDENT_SIGNAL_INGESTED', v2, 2).data).toEqual(v2);
+  });
+
+  it('refuses a status that is neither firing nor resolved', () => {
+    expect(() => parseEvent('INCIDENT_SIGNAL_INGESTED', { ...v1, status: 'pending' }, 2)).toThrow(ZodError);
   });
 });
 
