@@ -22,6 +22,7 @@ import { OPERATION_ROLES, rateLimitKey, registerAuth, type Operation } from './a
 import { HttpProblem, sendProblem, toProblem, validationFailed } from './errors.ts';
 import { activityRoutes } from './routes/activity.ts';
 import { adminRoutes } from './routes/admin.ts';
+import { auditRoutes } from './routes/audit.ts';
 import { eventRoutes } from './routes/events.ts';
 import { incidentRoutes } from './routes/incidents.ts';
 import { operationsRoutes } from './routes/operations.ts';
@@ -180,6 +181,7 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
   app.register(activityRoutes, { runtime });
   app.register(eventRoutes, { runtime });
   app.register(adminRoutes, { runtime });
+  app.register(auditRoutes, { runtime });
   app.get('/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () =>
     app.swagger(),
   );

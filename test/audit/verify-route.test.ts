@@ -1,0 +1,133 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifyChain } from '../../src/audit/chain.ts';
+import { incidentStreamName } from '../../src/domain/streams.ts';
+import { databaseLabel } from '../support/database.ts';
+import { freshOrg, startTestApp, type TestApp } from '../support/app.ts';
+import { expectProblem, validIncident } from '../http/support.ts';
+import { TAMPER_CASES } from './tamper-cases.ts';
+
+describe(`GET …/incidents/:incidentId/verify on ${databaseLabel}`, () => {
+  let t: TestApp;
+  let org: string;
+  let admin: string;
+
+  beforeAll(async () => {
+    t = await startTestApp();
+    org = freshOrg('audit');
+    admin = t.token({ orgs: { [org]: ['ORG_ADMIN'] } });
+  });
+  afterAll(async () => {
+    await t?.cleanup();
+  });
+
+  /** An incident of five events, v0..v4, through the API. */
+  async function incidentOfFiveEvents(): Promise<string> {
+    const write = async (method: 'POST', url: string, payload: Record<string, unknown>) => {
+      const response = await t.request({ method, url, payload, token: admin });
+      expect(response.statusCode, response.body).toBeLessThan(300);
+      return response.json<{ incidentId: string }>();
+    };
+    const { incidentId } = await write('POST', `/api/orgs/${org}/incidents`, validIncident);
+    const base = `/api/orgs/${org}/incidents/${incidentId}`;
+    await write('POST', `${base}/tags`, { tag: 'db' });
+    await write('POST', `${base}/severity`, { newSeverity: 'SEV1' });
+    await write('POST', `${base}/status`, { newStatus: 'INVESTIGATING' });
+    await write('POST', `${base}/actions`, { actionKind: 'NOTE', label: 'rolled back' });
+    return incidentId;
+  }
+
+  const verify = (incidentId: string, token = admin, orgId = org) =>
+    t.request({ method: 'GET', url: `/api/orgs/${orgId}/incidents/${incidentId}/verify`, token });
+
+  it('answers AUDIT.md’s shape for an untouched stream: valid, head, read model matching', async () => {
+    const incidentId = await incidentOfFiveEvents();
+    const response = await verify(incidentId);
+    expect(response.statusCode, response.body).toBe(200);
+    const events = await t.runtime.store.readStream(incidentStreamName(org, incidentId));
+    expect(response.json()).toEqual({
+      streamName: incidentStreamName(org, incidentId),
+      events: 5,
+      unchained: 0,
+      valid: true,
+      headVersion: 4,
+      headHash: events[4]!.metadata.hash,
+      firstInvalidVersion: null,
+      reason: null,
+      readModel: { version: 4, matches: true },
+    });
+    expect(events[4]!.metadata.hash).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('lets ORG_ADMIN, SRE_LEAD and AUDITOR verify; MEMBER and ONCALL_ENGINEER get 403', async () => {
+    const incidentId = await incidentOfFiveEvents();
+    for (const role of ['ORG_ADMIN', 'SRE_LEAD', 'AUDITOR']) {
+      const response = await verify(incidentId, t.token({ orgs: { [org]: [role] } }));
+      expect(response.statusCode, role).toBe(200);
+    }
+    for (const role of ['MEMBER', 'ONCALL_ENGINEER']) {
+      expectProblem(await verify(incidentId, t.token({ orgs: { [org]: [role] } })), 403, 'FORBIDDEN');
+    }
+  });
+
+  it('answers 404 for another org’s incident and for one that never existed; 400 for a bad id', async () => {
+    const incidentId = await incidentOfFiveEvents();
+    const other = freshOrg('other');
+    expectProblem(
+      await verify(incidentId, t.token({ orgs: { [other]: ['AUDITOR'] } }), other),
+      404,
+      'NOT_FOUND',
+    );
+    expectProblem(await verify('inc_nothing_here'), 404, 'NOT_FOUND');
+    expectProblem(await verify('not-an-id'), 400, 'VALIDATION_FAILED');
+  });
+
+  describe('tampering straight in PostgreSQL', () => {
+    for (const tamper of TAMPER_CASES) {
+      it(`finds ${tamper.name} at version ${tamper.firstInvalidVersion}`, async () => {
+        const incidentId = await incidentOfFiveEvents();
+        const streamName = incidentStreamName(org, incidentId);
+        await tamper.inPostgres(t.database.database.db, streamName);
+        const response = await verify(incidentId);
+        expect(response.statusCode, response.body).toBe(200);
+        expect(response.json()).toMatchObject({
+          streamName,
+          valid: false,
+          firstInvalidVersion: tamper.firstInvalidVersion,
+          reason: expect.stringMatching(tamper.reason),
+          readModel: { version: 4, matches: tamper.readModelMatches },
+        });
+      });
+    }
+
+    it('finds the same cases in altered copies, as a store that cannot be edited would hold them', async () => {
+      // What the EventStoreDB suite appends to a fresh stream; held here against the chain in memory.
+      const incidentId = await incidentOfFiveEvents();
+      const events = await t.runtime.store.readStream(incidentStreamName(org, incidentId));
+      for (const tamper of TAMPER_CASES) {
+        const copies = tamper.copies(events).map((event, version) => ({ ...event, version }));
+        expect(verifyChain(copies, 4), tamper.name).toMatchObject({
+          valid: false,
+          firstInvalidVersion: tamper.firstInvalidVersion,
+          reason: expect.stringMatching(tamper.copiesReason ?? tamper.reason),
+        });
+      }
+      expect(verifyChain(events, 4).valid).toBe(true);
+    });
+
+    it('reports a stream whose every event was deleted, while the read model still has the incident', async () => {
+      const incidentId = await incidentOfFiveEvents();
+      await t.database.database.db
+        .deleteFrom('its_events')
+        .where('stream_name', '=', incidentStreamName(org, incidentId))
+        .execute();
+      expect((await verify(incidentId)).json()).toMatchObject({
+        events: 0,
+        valid: false,
+        headVersion: -1,
+        headHash: null,
+        firstInvalidVersion: 0,
+        readModel: { version: 4, matches: false },
+      });
+    });
+  });
+});
