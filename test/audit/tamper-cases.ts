@@ -1,6 +1,9 @@
 import { sql, type Kysely } from 'kysely';
+import { expect } from 'vitest';
 import type { Schema } from '../../src/db/schema.ts';
 import type { EventToAppend, RecordedEvent } from '../../src/eventstore/port.ts';
+import { validIncident } from '../http/support.ts';
+import type { TestApp } from '../support/app.ts';
 
 /**
  * The tampering AUDIT.md must catch, each as an edit of a stored stream of five events (v0..v4):
@@ -108,3 +111,19 @@ export const TAMPER_CASES: TamperCase[] = [
     copies: (events) => [events[0]!, events[1]!, events[3]!, events[2]!, events[4]!].map(copy),
   },
 ];
+
+/** The stream the tamper cases edit: an incident of five events, v0..v4, written through the API. */
+export async function incidentOfFiveEvents(t: TestApp, orgId: string, token: string): Promise<string> {
+  const write = async (url: string, payload: Record<string, unknown>) => {
+    const response = await t.request({ method: 'POST', url, payload, token });
+    expect(response.statusCode, response.body).toBeLessThan(300);
+    return response.json<{ incidentId: string }>();
+  };
+  const { incidentId } = await write(`/api/orgs/${orgId}/incidents`, validIncident);
+  const base = `/api/orgs/${orgId}/incidents/${incidentId}`;
+  await write(`${base}/tags`, { tag: 'db' });
+  await write(`${base}/severity`, { newSeverity: 'SEV1' });
+  await write(`${base}/status`, { newStatus: 'INVESTIGATING' });
+  await write(`${base}/actions`, { actionKind: 'NOTE', label: 'rolled back' });
+  return incidentId;
+}

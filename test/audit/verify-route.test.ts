@@ -3,8 +3,8 @@ import { verifyChain } from '../../src/audit/chain.ts';
 import { incidentStreamName } from '../../src/domain/streams.ts';
 import { databaseLabel } from '../support/database.ts';
 import { freshOrg, startTestApp, type TestApp } from '../support/app.ts';
-import { expectProblem, validIncident } from '../http/support.ts';
-import { TAMPER_CASES } from './tamper-cases.ts';
+import { expectProblem } from '../http/support.ts';
+import { TAMPER_CASES, incidentOfFiveEvents as fiveEvents } from './tamper-cases.ts';
 
 describe(`GET …/incidents/:incidentId/verify on ${databaseLabel}`, () => {
   let t: TestApp;
@@ -20,21 +20,7 @@ describe(`GET …/incidents/:incidentId/verify on ${databaseLabel}`, () => {
     await t?.cleanup();
   });
 
-  /** An incident of five events, v0..v4, through the API. */
-  async function incidentOfFiveEvents(): Promise<string> {
-    const write = async (method: 'POST', url: string, payload: Record<string, unknown>) => {
-      const response = await t.request({ method, url, payload, token: admin });
-      expect(response.statusCode, response.body).toBeLessThan(300);
-      return response.json<{ incidentId: string }>();
-    };
-    const { incidentId } = await write('POST', `/api/orgs/${org}/incidents`, validIncident);
-    const base = `/api/orgs/${org}/incidents/${incidentId}`;
-    await write('POST', `${base}/tags`, { tag: 'db' });
-    await write('POST', `${base}/severity`, { newSeverity: 'SEV1' });
-    await write('POST', `${base}/status`, { newStatus: 'INVESTIGATING' });
-    await write('POST', `${base}/actions`, { actionKind: 'NOTE', label: 'rolled back' });
-    return incidentId;
-  }
+  const incidentOfFiveEvents = () => fiveEvents(t, org, admin);
 
   const verify = (incidentId: string, token = admin, orgId = org) =>
     t.request({ method: 'GET', url: `/api/orgs/${orgId}/incidents/${incidentId}/verify`, token });
