@@ -29,14 +29,15 @@ export interface ChainHead {
 
 export const EMPTY_HEAD: ChainHead = { version: -1, hash: null };
 
-/** Lowercase hex SHA-256 of `<previous>\n<eventId>\n<type>\n<version>\n<JCS data>\n<JCS metadata without hash>`. */
-export function hashEvent(previousHash: string, event: ChainedEvent): string {
+/** The text an event's hash covers: `<previous>\n<eventId>\n<type>\n<version>\n<JCS data>\n<JCS metadata without hash>`. */
+export function chainText(previousHash: string, event: ChainedEvent): string {
   const { hash: _hash, ...metadata } = event.metadata;
-  return createHash('sha256')
-    .update(
-      `${previousHash}\n${event.eventId}\n${event.type}\n${event.version}\n${jcs(event.data)}\n${jcs(metadata)}`,
-    )
-    .digest('hex');
+  return `${previousHash}\n${event.eventId}\n${event.type}\n${event.version}\n${jcs(event.data)}\n${jcs(metadata)}`;
+}
+
+/** Lowercase hex SHA-256 of the UTF-8 bytes of `chainText`. */
+export function hashEvent(previousHash: string, event: ChainedEvent): string {
+  return createHash('sha256').update(chainText(previousHash, event)).digest('hex');
 }
 
 function jcs(value: Record<string, unknown>): string {

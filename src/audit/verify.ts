@@ -18,7 +18,7 @@ export interface AuditDeps {
 
 /** Events read per round trip. */
 const PAGE = 1000;
-const ORG_BATCH = 5000;
+const ORG_BATCH = 10_000;
 
 /** One stream and what the read model holds for it, checked together. */
 class StreamCheck {
@@ -86,9 +86,12 @@ export async function verifyOrg(
   const total = await deps.store.countEvents({ streamPrefix });
   const checks = new Map<string, StreamCheck>();
   let done = 0;
-  let fromPosition: string | null = null;
-  for (;;) {
-    const batch = await deps.store.readAll({ fromPosition, streamPrefix, limit: ORG_BATCH });
+  const read = (fromPosition: string | null) =>
+    deps.store.readAll({ fromPosition, streamPrefix, limit: ORG_BATCH });
+  // The next batch is read while this one is hashed.
+  for (let next = read(null); ;) {
+    const batch = await next;
+    if (batch.length === ORG_BATCH) next = read(batch.at(-1)!.position);
     for (const event of batch) {
       let check = checks.get(event.streamName);
       if (!check) checks.set(event.streamName, (check = new StreamCheck(event.streamName)));
@@ -97,7 +100,6 @@ export async function verifyOrg(
     done += batch.length;
     onProgress?.(done, Math.max(total, done));
     if (batch.length < ORG_BATCH) break;
-    fromPosition = batch.at(-1)!.position;
   }
   const rows = await deps.database.db
     .selectFrom('incidents')
