@@ -1,9 +1,12 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UnchainedAppend } from '../../src/audit/append.ts';
 import { verifyChain } from '../../src/audit/chain.ts';
 import { incidentStreamName } from '../../src/domain/streams.ts';
+import { PostgresEventStore } from '../../src/eventstore/postgres/index.ts';
 import { databaseLabel } from '../support/database.ts';
 import { freshOrg, startTestApp, type TestApp } from '../support/app.ts';
-import { expectProblem } from '../http/support.ts';
+import { expectProblem, validIncident } from '../http/support.ts';
 import { TAMPER_CASES, incidentOfFiveEvents as fiveEvents } from './tamper-cases.ts';
 
 describe(`GET …/incidents/:incidentId/verify on ${databaseLabel}`, () => {
@@ -65,6 +68,72 @@ describe(`GET …/incidents/:incidentId/verify on ${databaseLabel}`, () => {
     );
     expectProblem(await verify('inc_nothing_here'), 404, 'NOT_FOUND');
     expectProblem(await verify('not-an-id'), 400, 'VALIDATION_FAILED');
+  });
+
+  it('counts the events written before the chain existed, and chains the next write onto them', async () => {
+    const incidentId = `inc_legacy${randomUUID().slice(0, 8)}`;
+    const streamName = incidentStreamName(org, incidentId);
+    // The adapter itself, under the runtime's guard: what a store from before the chain holds.
+    const legacy = new PostgresEventStore(t.database.database);
+    const metadata = { orgId: org, incidentId, actor: { type: 'USER', ref: 'old' }, correlationId: 'old' };
+    await legacy.append(
+      streamName,
+      [
+        {
+          eventId: randomUUID(),
+          type: 'INCIDENT_CREATED',
+          data: { ...validIncident, tags: [], correlationKeys: [] },
+          metadata: { ...metadata, occurredAt: '2026-01-01T00:00:00.000Z', schemaVersion: 1 },
+        },
+        {
+          eventId: randomUUID(),
+          type: 'INCIDENT_TAG_ADDED',
+          data: { tag: 'legacy' },
+          metadata: { ...metadata, occurredAt: '2026-01-01T00:01:00.000Z', schemaVersion: 1 },
+        },
+      ],
+      'no_stream',
+    );
+    const tagged = await t.request({
+      method: 'POST',
+      url: `/api/orgs/${org}/incidents/${incidentId}/tags`,
+      payload: { tag: 'db' },
+      token: admin,
+    });
+    expect(tagged.statusCode, tagged.body).toBe(200);
+    expect((await verify(incidentId)).json()).toMatchObject({
+      events: 3,
+      unchained: 2,
+      valid: true,
+      headVersion: 2,
+      readModel: { version: 2, matches: true },
+    });
+  });
+
+  it('refuses, through the runtime, an append whose events carry no hash, and appends nothing', async () => {
+    const streamName = incidentStreamName(org, `inc_unhashed${randomUUID().slice(0, 8)}`);
+    const event = { eventId: randomUUID(), type: 'INCIDENT_TAG_ADDED', data: { tag: 'x' }, metadata: {} };
+    await expect(t.runtime.store.append(streamName, [event], 'no_stream')).rejects.toBeInstanceOf(
+      UnchainedAppend,
+    );
+    expect(await t.runtime.store.readStream(streamName)).toEqual([]);
+  });
+
+  it('is documented in the OpenAPI document with its answer’s schema', async () => {
+    const document = (await t.request({ method: 'GET', url: '/openapi.json' })).json();
+    const operation = document.paths['/api/orgs/{orgId}/incidents/{incidentId}/verify'].get;
+    expect(Object.keys(operation.responses)).toEqual(expect.arrayContaining(['200', '403', '404']));
+    expect(Object.keys(document.components.schemas.StreamVerification.properties)).toEqual([
+      'streamName',
+      'events',
+      'unchained',
+      'valid',
+      'headVersion',
+      'headHash',
+      'firstInvalidVersion',
+      'reason',
+      'readModel',
+    ]);
   });
 
   describe('tampering straight in PostgreSQL', () => {
