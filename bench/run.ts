@@ -4,6 +4,7 @@
  * BENCH_SCENARIOS=a,b runs a subset; BENCH_SECONDS scales the timed phases.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
+import { auditChain } from './scenarios/audit.ts';
 import { commandLatency } from './scenarios/command-latency.ts';
 import { eventStoreAppends } from './scenarios/eventstore.ts';
 import { httpCommands } from './scenarios/http.ts';
@@ -26,6 +27,7 @@ const scenarios: Record<string, Scenario> = {
   lists: listQueries,
   http: (url) => httpCommands(url, seconds * 2, Number(process.env.BENCH_SOAK_SECONDS ?? 120)),
   ingest: (url) => ingestAlerts(url, seconds * 2),
+  audit: (url) => auditChain(url, seconds * 2000, Number(process.env.BENCH_AUDIT_EVENTS ?? 1_000_000)),
 };
 
 function table(rows: BenchRow[]): string {

@@ -136,14 +136,14 @@ async function requestAndFollow(
   }
 }
 
-interface ProgressReporter {
+export interface ProgressReporter {
   update(done: number, total: number): void;
   note(message: string): void;
   finish(message: string, succeeded: boolean): void;
 }
 
 /** A progress bar on a terminal; elsewhere (logs, CI) a plain line at most once a second. */
-function progressReporter(name: string): ProgressReporter {
+export function progressReporter(name: string): ProgressReporter {
   const startedAt = performance.now();
   const rate = (done: number) => Math.round(done / Math.max(0.001, (performance.now() - startedAt) / 1000));
   const eta = (done: number, total: number) =>

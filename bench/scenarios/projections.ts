@@ -18,7 +18,7 @@ const READ_MODEL_TABLES = ['incidents', 'incident_signals', 'incident_actions', 
  * Writes `incidents` × 20 valid events straight into the event store table, interleaved the way
  * concurrent incidents are (blocks of 1,000 incidents advance together), in one statement.
  */
-async function seedEventLog(database: Database, incidents: number): Promise<number> {
+export async function seedEventLog(database: Database, incidents: number): Promise<number> {
   await sql`
     with spec as (
       select k, v,

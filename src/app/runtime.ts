@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { ProjectionProgress, projectionStatus, startProjectionWorkers } from '../../projections/index.ts';
 import { AlertGroupCommands } from '../commands/alert-groups.ts';
+import { requireChainedAppends } from '../audit/append.ts';
 import { IncidentCommands } from '../commands/index.ts';
 import type { Config } from '../config.ts';
 import { openPGlite, openPostgres, type Database } from '../db/database.ts';
@@ -57,8 +58,10 @@ export async function openRuntime(config: Config, options: OpenRuntimeOptions = 
   if (!options.database) closing.push(() => database.close());
   try {
     if (options.migrate) await migrateToLatest(database.db);
-    const store = options.store ?? (await openConfiguredStore(config, database, options.logger));
-    if (!options.store) closing.unshift(() => store.close());
+    const opened = options.store ?? (await openConfiguredStore(config, database, options.logger));
+    if (!options.store) closing.unshift(() => opened.close());
+    // Every writer in this process appends through appendChained (src/audit/append.ts).
+    const store = requireChainedAppends(opened);
     const metrics = new ServiceMetrics();
     const commands = new IncidentCommands({ store, database, metrics });
     const alertGroups = new AlertGroupCommands({ store, commands });

@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino, type Logger } from 'pino';
 import { runRebuildCommand, runStatusCommand } from '../../projections/cli.ts';
 import { openConfiguredDatabase, openRuntime, type Runtime } from '../app/runtime.ts';
+import { runAuditVerifyCommand } from '../audit/cli.ts';
 import { ConfigError, devSecretPath, loadConfig, type Config } from '../config.ts';
 import { migrateToLatest } from '../db/migrate.ts';
 import { INCIDENT_ID_PATTERN, ORG_ID_PATTERN, incidentStreamName } from '../domain/streams.ts';
@@ -211,6 +212,23 @@ program
         if (events.length < page) break;
       }
     });
+  });
+
+program
+  .command('audit')
+  .description('tamper evidence (AUDIT.md)')
+  .command('verify')
+  .description(
+    'recompute the hash chain of every incident stream of an org (or the named ones); exit 1 on a broken one',
+  )
+  .argument('<orgId>')
+  .argument('[incidentIds...]')
+  .option('--json', 'one JSON verdict per stream on stdout, as the verify route answers')
+  .action(async (orgId: string, incidentIds: string[], options: { json?: boolean }) => {
+    if (!ORG_ID_PATTERN.test(orgId)) throw new InvalidArgumentError(`not an org id: ${orgId}`);
+    const bad = incidentIds.find((id) => !INCIDENT_ID_PATTERN.test(id));
+    if (bad !== undefined) throw new InvalidArgumentError(`not an incident id: ${bad}`);
+    await withRuntime((runtime) => runAuditVerifyCommand(runtime, orgId, incidentIds, options));
   });
 
 try {

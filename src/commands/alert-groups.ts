@@ -1,3 +1,5 @@
+import { appendChained } from '../audit/append.ts';
+import { EMPTY_HEAD, storedHash, type ChainHead } from '../audit/chain.ts';
 import { randomUUID } from 'node:crypto';
 import {
   ALERT_GROUP_SCHEMA_VERSION,
@@ -80,7 +82,7 @@ export class AlertGroupCommands {
       });
       if (events.length === 0) return incident && { ...incident.result, created: false };
       try {
-        await this.appendToGroup(ctx, streamName, events, group.version);
+        await this.appendToGroup(ctx, streamName, events, group.head);
       } catch (error) {
         if (!(error instanceof WrongExpectedVersion)) throw error;
         if (attempt >= this.maxRetries)
@@ -114,16 +116,18 @@ export class AlertGroupCommands {
     return { incidentId, created: false, version: result.version, position: result.position };
   }
 
-  /** The one place alert-group events are appended (the audit hash chain hooks in here). */
+  /** The one place alert-group events are appended: chained onto the group's head as it was read. */
   private async appendToGroup(
     ctx: IngestContext,
     streamName: string,
     events: AlertGroupEvent[],
-    expectedVersion: number,
+    head: ChainHead,
   ): Promise<void> {
     const occurredAt = this.clock().toISOString();
-    await this.store.append(
+    await appendChained(
+      this.store,
       streamName,
+      head,
       events.map((event) => ({
         eventId: randomUUID(),
         type: event.type,
@@ -136,18 +140,17 @@ export class AlertGroupCommands {
           schemaVersion: ALERT_GROUP_SCHEMA_VERSION,
         },
       })),
-      expectedVersion === -1 ? 'no_stream' : expectedVersion,
     );
   }
 
-  private async loadGroup(streamName: string): Promise<{ state: AlertGroupState; version: number }> {
+  private async loadGroup(streamName: string): Promise<{ state: AlertGroupState; head: ChainHead }> {
     let state = initialAlertGroupState;
-    let version = -1;
+    let head = EMPTY_HEAD;
     for (const recorded of await this.store.readStream(streamName)) {
       state = evolveAlertGroup(state, parseAlertGroupEvent(recorded.type, recorded.data));
-      version = recorded.version;
+      head = { version: recorded.version, hash: storedHash(recorded) };
     }
-    return { state, version };
+    return { state, head };
   }
 
   /**

@@ -1,4 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { appendChained } from '../audit/append.ts';
+import { storedHash, type ChainHead } from '../audit/chain.ts';
 import type { Database } from '../db/database.ts';
 import {
   CURRENT_SCHEMA_VERSION,
@@ -99,6 +101,8 @@ interface Loaded {
   position: string | null;
   /** Ids of the events read past the snapshot, to recognise a command that already landed. */
   landed: Map<string, { version: number; position: string }>;
+  /** The last event's version and hash: what the next events chain onto (src/audit). */
+  head: ChainHead;
 }
 
 /** Bump when IncidentState changes shape: older snapshots are then ignored. */
@@ -267,10 +271,11 @@ export class IncidentCommands {
       }
       const started = performance.now();
       try {
-        const appended = await this.store.append(
+        const appended = await appendChained(
+          this.store,
           streamName,
+          loaded.head,
           events.map((event, index) => this.envelope(ctx, plan, event, index)),
-          loaded.version === -1 ? 'no_stream' : loaded.version,
         );
         this.metrics?.appendDuration((performance.now() - started) / 1000);
         await this.maybeSnapshot(streamName, loaded, events, appended);
@@ -329,7 +334,11 @@ export class IncidentCommands {
     let version = snapshot ? Number(snapshot.version) : -1;
     let position = snapshot?.position ?? null;
     const landed = new Map<string, { version: number; position: string }>();
-    for (const recorded of await this.store.readStream(streamName, { fromVersion: version + 1 })) {
+    let head: ChainHead = { version, hash: null };
+    // From the snapshot's own event, not the one after it: its hash is what the next event chains onto.
+    for (const recorded of await this.store.readStream(streamName, { fromVersion: Math.max(0, version) })) {
+      head = { version: recorded.version, hash: storedHash(recorded) };
+      if (recorded.version <= version) continue;
       state = evolve(
         state,
         parseEvent(recorded.type, recorded.data, Number(recorded.metadata.schemaVersion ?? 1)),
@@ -338,7 +347,7 @@ export class IncidentCommands {
       position = recorded.position;
       landed.set(recorded.eventId, { version, position });
     }
-    return { state, version, position, landed };
+    return { state, version, position, landed, head };
   }
 
   private async maybeSnapshot(

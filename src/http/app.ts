@@ -23,6 +23,7 @@ import { HttpProblem, sendProblem, toProblem, validationFailed } from './errors.
 import { activityRoutes } from './routes/activity.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { alertRoutes } from './routes/alerts.ts';
+import { auditRoutes } from './routes/audit.ts';
 import { eventRoutes } from './routes/events.ts';
 import { incidentRoutes } from './routes/incidents.ts';
 import { operationsRoutes } from './routes/operations.ts';
@@ -182,6 +183,7 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
   app.register(eventRoutes, { runtime });
   app.register(adminRoutes, { runtime });
   app.register(alertRoutes, { runtime });
+  app.register(auditRoutes, { runtime });
   app.get('/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () =>
     app.swagger(),
   );

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
+import { GENESIS_HASH, hashEvent, verifyChain } from '../../src/audit/chain.ts';
 import {
   IdempotencyKeyReused,
   IncidentCommands,
@@ -58,6 +59,8 @@ describe(`command handling on ${databaseLabel}`, () => {
       occurredAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
       correlationId: context.correlationId,
       schemaVersion: 1,
+      // AUDIT.md: the first event of a stream chains onto 64 zeros.
+      hash: hashEvent(GENESIS_HASH, event!),
     });
     expect(event!.data).toMatchObject({
       projectId: 'payments',
@@ -211,5 +214,8 @@ describe(`command handling on ${databaseLabel}`, () => {
     const events = await store.readStream(stream);
     expect(loaded.version).toBe(120);
     expect(loaded.state).toEqual(fold(events.map((e) => parseEvent(e.type, e.data, 1))));
+    // Commands at versions 50 and 100 loaded from a snapshot with no event after it, yet chained on.
+    expect(loaded.head).toEqual({ version: 120, hash: events[120]!.metadata.hash });
+    expect(verifyChain(events)).toMatchObject({ events: 121, unchained: 0, valid: true, headVersion: 120 });
   });
 });

@@ -555,6 +555,7 @@ const ROUTES: RouteSpec[] = [
       type: fc.oneof(fc.constantFrom(...EVENT_TYPES), fc.constant('INCIDENT_CREATED,BOGUS')),
     },
   },
+  { name: 'verify chain', method: 'GET', path: `${INCIDENT}/verify`, auth: 'org' },
   { name: 'projections', method: 'GET', path: '/admin/projections', auth: 'admin' },
   { name: 'rebuild', method: 'POST', path: '/admin/projections/:name/rebuild', auth: 'admin' },
   { name: 'live', method: 'GET', path: '/health/live', auth: 'public' },

@@ -112,6 +112,12 @@ const ROUTES: RouteCase[] = [
     url: (o) => `/api/orgs/${o}/events`,
     allowed: ['ORG_ADMIN', 'SRE_LEAD', 'AUDITOR'],
   },
+  {
+    name: 'verify chain',
+    method: 'GET',
+    url: (o, i) => `/api/orgs/${o}/incidents/${i}/verify`,
+    allowed: ['ORG_ADMIN', 'SRE_LEAD', 'AUDITOR'],
+  },
   { name: 'projections', method: 'GET', url: () => '/admin/projections', allowed: 'its_admin' },
   {
     name: 'rebuild',
