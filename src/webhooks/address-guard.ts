@@ -34,18 +34,30 @@ for (const [network, prefix] of [
 for (const [network, prefix] of [
   ['::', 128],
   ['::1', 128],
-  // IPv4-mapped addresses would reach any IPv4 address, the private ones included.
-  ['::ffff:0:0', 96],
   ['fc00::', 7],
   ['fe80::', 10],
   ['ff00::', 8],
 ] as const)
   PRIVATE.addSubnet(network, prefix, 'ipv6');
 
+/** `::ffff:a.b.c.d` or `::ffff:xxxx:yyyy` → `a.b.c.d`: an IPv6 socket reaches that IPv4 address. */
+function mappedIpv4(address: string): string | null {
+  const match = /^(?:0{0,4}:){0,5}:?ffff:(?:(\d+\.\d+\.\d+\.\d+)|([0-9a-f]{1,4}):([0-9a-f]{1,4}))$/i.exec(
+    address,
+  );
+  if (!match) return null;
+  if (match[1]) return match[1];
+  const high = parseInt(match[2]!, 16);
+  const low = parseInt(match[3]!, 16);
+  return [high >> 8, high & 255, low >> 8, low & 255].join('.');
+}
+
 export function isPrivateAddress(address: string): boolean {
   const family = isIP(address);
   if (family === 0) return true;
-  return PRIVATE.check(address, family === 6 ? 'ipv6' : 'ipv4');
+  if (family === 4) return PRIVATE.check(address, 'ipv4');
+  const mapped = mappedIpv4(address);
+  return mapped !== null ? PRIVATE.check(mapped, 'ipv4') : PRIVATE.check(address, 'ipv6');
 }
 
 /** A delivery refused before connecting: the address is not a public one. */

@@ -261,7 +261,8 @@ export class WebhookEndpoints {
     const page = rows.slice(0, options.limit);
     return {
       deliveries: page.map(deliveryView),
-      lastSeq: rows.length > options.limit ? page.at(-1)!.seq : null,
+      // int8: a string from pg, a number or bigint from PGlite.
+      lastSeq: rows.length > options.limit ? String(page.at(-1)!.seq) : null,
     };
   }
 
