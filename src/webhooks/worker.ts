@@ -28,6 +28,9 @@ export interface DeliveryWorkerOptions {
   timeoutMs?: number;
 }
 
+/** Time kept free at the end of a lease for recording the last attempt. */
+const LEASE_MARGIN_MS = 1000;
+
 interface Result {
   delivery: DeliveryRow;
   outcome: AttemptOutcome;
@@ -63,6 +66,8 @@ export class DeliveryWorker {
     this.pollMs = options.pollMs ?? 1000;
     this.schedule = options.retryScheduleMs ?? RETRY_SCHEDULE_MS;
     this.disableAfterMs = options.disableAfterMs ?? DISABLE_AFTER_MS;
+    if (this.leaseMs < this.timeoutMs + 2 * LEASE_MARGIN_MS)
+      throw new RangeError('a lease must outlast an attempt by two seconds');
   }
 
   start(): void {
@@ -180,7 +185,8 @@ export class DeliveryWorker {
         for (const delivery of due) {
           const at = new Date();
           // Keep a margin so an attempt never outlives the lease it started under.
-          if (at.getTime() + this.timeoutMs + 1000 > leasedAt + this.leaseMs || this.stopped) break;
+          if (at.getTime() + this.timeoutMs + LEASE_MARGIN_MS > leasedAt + this.leaseMs || this.stopped)
+            break;
           if (delivery.next_attempt_at && delivery.next_attempt_at > at) {
             blocked = true;
             break;

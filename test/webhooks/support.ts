@@ -5,14 +5,7 @@ import { validIncident } from '../http/support.ts';
 import type { TestApp } from '../support/app.ts';
 import type { Received } from './receiver.ts';
 
-/** Timings that let retries, leases and timeouts run in a test's seconds. */
-export const FAST = {
-  pollMs: 50,
-  sweepMs: 300,
-  retryScheduleMs: [100, 200, 300, 400, 500, 600, 700],
-  leaseMs: 3000,
-  timeoutMs: 2000,
-} as const;
+export { FAST } from './timings.ts';
 
 export const admin = (t: TestApp, org: string) => t.token({ sub: 'alice', orgs: { [org]: ['ORG_ADMIN'] } });
 
