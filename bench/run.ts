@@ -9,6 +9,7 @@ import { eventStoreAppends } from './scenarios/eventstore.ts';
 import { httpCommands } from './scenarios/http.ts';
 import { listQueries } from './scenarios/list-queries.ts';
 import { projectionLag, projectionRebuild } from './scenarios/projections.ts';
+import { webhookDeliveries } from './scenarios/webhooks.ts';
 import { formatNumber, meetsTarget, ratio, scratchDatabase, type BenchRow } from './lib.ts';
 
 const serverUrl =
@@ -24,6 +25,7 @@ const scenarios: Record<string, Scenario> = {
   rebuild: (url) => projectionRebuild(url, Number(process.env.BENCH_REBUILD_INCIDENTS ?? 50_000)),
   lists: listQueries,
   http: (url) => httpCommands(url, seconds * 2, Number(process.env.BENCH_SOAK_SECONDS ?? 120)),
+  webhooks: (url) => webhookDeliveries(url, Number(process.env.BENCH_WEBHOOK_EVENTS ?? 10_000)),
 };
 
 function table(rows: BenchRow[]): string {

@@ -278,40 +278,36 @@ export class WebhookEndpoints {
   }
 
   /**
-   * Turns the log after the endpoint's checkpoint into delivery rows and moves the checkpoint, in one
-   * transaction per batch. Safe to run in several processes at once: the checkpoint only moves from
-   * the value this run read, so a batch lands once. Returns how many rows it added.
+   * Turns the next batch of the log after the endpoint's checkpoint into delivery rows and moves the
+   * checkpoint, in one transaction. Safe in several processes at once: the checkpoint only moves
+   * from the value this call read, so a batch lands once. Returns the rows added, or null when the
+   * endpoint was already caught up (or another process moved it first).
    */
-  async catchUp(endpoint: Pick<EndpointRow, 'id' | 'org_id' | 'event_types' | 'position'>): Promise<number> {
-    let position = endpoint.position;
-    let added = 0;
-    for (;;) {
-      const batch = await this.store.readAll({
-        fromPosition: position,
-        streamPrefix: orgStreamPrefix(endpoint.org_id),
-        limit: READ_BATCH,
-      });
-      if (batch.length === 0) return added;
-      const next = batch.at(-1)!.position;
-      const rows = deliveryRows(endpoint, batch);
-      const moved = await this.db.transaction().execute(async (trx) => {
-        const claimed = await trx
-          .updateTable('webhook_endpoints')
-          .set({ position: next })
-          .where('id', '=', endpoint.id)
-          .where('enabled', '=', true)
-          .where(sql<boolean>`position is not distinct from ${position}`)
-          .returning('id')
-          .executeTakeFirst();
-        if (!claimed) return false;
-        if (rows.length > 0) await insertDeliveries(trx, rows, 'skip');
-        return true;
-      });
-      if (!moved) return added;
-      added += rows.length;
-      position = next;
-      if (batch.length < READ_BATCH) return added;
-    }
+  async catchUpBatch(
+    endpoint: Pick<EndpointRow, 'id' | 'org_id' | 'event_types' | 'position'>,
+  ): Promise<{ added: number; position: string } | null> {
+    const batch = await this.store.readAll({
+      fromPosition: endpoint.position,
+      streamPrefix: orgStreamPrefix(endpoint.org_id),
+      limit: READ_BATCH,
+    });
+    if (batch.length === 0) return null;
+    const next = batch.at(-1)!.position;
+    const rows = deliveryRows(endpoint, batch);
+    const moved = await this.db.transaction().execute(async (trx) => {
+      const claimed = await trx
+        .updateTable('webhook_endpoints')
+        .set({ position: next })
+        .where('id', '=', endpoint.id)
+        .where('enabled', '=', true)
+        .where(sql<boolean>`position is not distinct from ${endpoint.position}`)
+        .returning('id')
+        .executeTakeFirst();
+      if (!claimed) return false;
+      if (rows.length > 0) await insertDeliveries(trx, rows, 'skip');
+      return true;
+    });
+    return moved ? { added: rows.length, position: next } : null;
   }
 
   /**

@@ -20,7 +20,7 @@ export interface DeliveryFeedOptions {
 /**
  * Turns the global log into delivery rows. The one subscription of the webhooks over the log
  * lives here: it only says which orgs have new events; each enabled endpoint of those orgs is then
- * caught up from its own checkpoint (WebhookEndpoints.catchUp), so an endpoint registered later,
+ * caught up from its own checkpoint (WebhookEndpoints.catchUpBatch), so an endpoint registered later,
  * or enabled again, starts exactly where it should, and a process that dies loses nothing.
  */
 export class DeliveryFeed {
@@ -93,11 +93,17 @@ export class DeliveryFeed {
           .where('enabled', '=', true);
         // A timed-out wait is a sweep: every endpoint, in case a wakeup was lost.
         if (orgs !== 'all' && orgs.size > 0) query = query.where('org_id', 'in', [...orgs]);
-        let queued = 0;
-        for (const endpoint of await query.execute()) {
-          if (signal.aborted) return;
-          queued += await this.options.endpoints.catchUp(endpoint);
-          if (queued > 0) this.options.onQueued();
+        // One batch per endpoint per round, so a long catch-up of one never delays the others.
+        let behind = await query.execute();
+        while (behind.length > 0 && !signal.aborted) {
+          const next: typeof behind = [];
+          for (const endpoint of behind) {
+            const moved = await this.options.endpoints.catchUpBatch(endpoint);
+            if (!moved) continue;
+            if (moved.added > 0) this.options.onQueued();
+            next.push({ ...endpoint, position: moved.position });
+          }
+          behind = next;
         }
       } catch (error) {
         this.notify(); // try everything again at the next pass

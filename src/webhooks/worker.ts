@@ -182,6 +182,8 @@ export class DeliveryWorker {
         const results: Result[] = [];
         let blocked = due.length < this.batchSize;
         let flushedAt = Date.now();
+        // Recording runs beside the next attempts; it is awaited before the next batch is read.
+        let recording = Promise.resolve();
         for (const delivery of due) {
           const at = new Date();
           // Keep a margin so an attempt never outlives the lease it started under.
@@ -199,10 +201,13 @@ export class DeliveryWorker {
           }
           // Record now and then, so the log shows progress and a crash repeats little.
           if (Date.now() - flushedAt > 250) {
-            await this.record(endpoint, results.splice(0));
+            const flushing = results.splice(0);
+            const target = endpoint;
+            recording = recording.then(() => this.record(target, flushing));
             flushedAt = Date.now();
           }
         }
+        await recording;
         await this.record(endpoint, results);
         if (blocked) break;
         endpoint = await this.renew(endpoint.id);
