@@ -156,6 +156,13 @@ describe('webhook routes: roles, tenancy, validation, and the secret', () => {
     for (const secret of secrets) expect(lines.join('')).not.toContain(secret.slice(6));
     // And yet they sign: the receiver verified every delivery.
     expect(receiver.rejected).toEqual([]);
+
+    await expect
+      .poll(async () => (await app.inject({ method: 'GET', url: '/metrics' })).body)
+      .toMatch(/its_webhook_deliveries_total\{outcome="succeeded"\} [1-9]/);
+    const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metrics).toMatch(/its_webhook_attempt_duration_seconds_count [1-9]/);
+    expect(metrics).toContain('# TYPE its_webhook_backlog gauge');
   });
 
   it("shows no org another org's endpoints or deliveries", async () => {
