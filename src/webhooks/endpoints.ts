@@ -203,6 +203,14 @@ export class WebhookEndpoints {
       .where('id', '=', id)
       .returningAll()
       .executeTakeFirst();
+    // Resume at once, not at whatever retry time the deliveries had when the endpoint stopped.
+    if (row && changes.enabled === true)
+      await this.db
+        .updateTable('webhook_deliveries')
+        .set({ failures: 0, next_attempt_at: sql<Date>`now()` })
+        .where('endpoint_id', '=', id)
+        .where('status', '=', 'pending')
+        .execute();
     return row ? endpointView(row) : null;
   }
 

@@ -26,6 +26,8 @@ export interface DeliveryFeedOptions {
 export class DeliveryFeed {
   private readonly controller = new AbortController();
   private readonly wakeup = new Wakeup();
+  /** Wakes a follower that waits for the first enabled endpoint. */
+  private readonly endpointAdded = new Wakeup();
   /** Orgs with events since the last pass; 'all' after a start, a resubscription or a sweep. */
   private dirty: Set<string> | 'all' = 'all';
   private running: Promise<void>[] = [];
@@ -43,6 +45,7 @@ export class DeliveryFeed {
   async stop(): Promise<void> {
     this.controller.abort();
     this.wakeup.wake();
+    this.endpointAdded.wake();
     await Promise.all(this.running);
   }
 
@@ -51,6 +54,7 @@ export class DeliveryFeed {
     if (orgId === undefined) this.dirty = 'all';
     else if (this.dirty !== 'all') this.dirty.add(orgId);
     this.wakeup.wake();
+    this.endpointAdded.wake();
   }
 
   private async follow(): Promise<void> {
@@ -58,6 +62,11 @@ export class DeliveryFeed {
     let retryMs = 100;
     while (!signal.aborted) {
       try {
+        // No endpoint, nothing to follow: a process without webhooks does not read the log.
+        if (!(await this.anyEnabled())) {
+          await this.endpointAdded.wait(this.sweepMs);
+          continue;
+        }
         const head = await this.options.store.headPosition(INCIDENT_STREAMS);
         // Whatever happened before the subscription began is found by the catch-up pass it triggers.
         this.notify();
@@ -77,6 +86,16 @@ export class DeliveryFeed {
         retryMs = Math.min(retryMs * 2, 5000);
       }
     }
+  }
+
+  private async anyEnabled(): Promise<boolean> {
+    const row = await this.options.endpoints.db
+      .selectFrom('webhook_endpoints')
+      .select('id')
+      .where('enabled', '=', true)
+      .limit(1)
+      .executeTakeFirst();
+    return row !== undefined;
   }
 
   private async pass(): Promise<void> {

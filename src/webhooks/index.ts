@@ -24,7 +24,7 @@ export interface WebhookTuning extends Partial<
 export interface Webhooks {
   endpoints: WebhookEndpoints;
   guard: AddressGuard;
-  /** Deliveries were queued by this process (redeliver, replay): attempt them now. */
+  /** Endpoints or deliveries changed in this process (created, enabled, redeliver, replay): act now. */
   wake(): void;
   /** Starts the feed and the delivery worker in this process (roles that run workers). */
   startWorker(): void;
@@ -50,7 +50,10 @@ export function openWebhooks(options: {
   return {
     endpoints,
     guard,
-    wake: () => worker?.wake(),
+    wake: () => {
+      feed?.notify();
+      worker?.wake();
+    },
     startWorker() {
       if (worker) return;
       worker = new DeliveryWorker({ endpoints, guard, metrics, logger, ...workerTuning });

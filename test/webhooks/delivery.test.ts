@@ -99,20 +99,12 @@ describe('webhook delivery to a receiver that verifies every request with standa
   it('retries a failing receiver with the same webhook-id and, once it recovers, has delivered everything in order', async () => {
     const org = freshOrg();
     const hook = await receiver();
-    let failing = true;
-    hook.behaviour = () => (failing ? 500 : 200);
+    // Three failures, then it recovers (the state while failing is checked in safety.test.ts).
+    hook.behaviour = (n) => (n < 3 ? 500 : 200);
     const { id, secret } = await register(t, org, hook.url);
     hook.secrets = [secret];
     await makeEvents(t, org, 2);
     const events = await orgEvents(t, org);
-    await hook.until((r) => r.filter((x) => x.status === 500).length >= 3);
-    const stateWhileFailing = await t.request({
-      method: 'GET',
-      url: `/api/orgs/${org}/webhooks/${id}`,
-      token: admin(t, org),
-    });
-    expect(stateWhileFailing.json()).toMatchObject({ state: 'failing', lastError: 'HTTP 500' });
-    failing = false;
     await hook.until(() => hook.succeeded().length >= events.length);
     expectDeliveredInOrder(hook.succeeded(), events);
     // Every retry of the first event carried the same webhook-id.

@@ -36,7 +36,8 @@ export async function makeEvents(t: TestApp, org: string, incidents: number): Pr
       token,
       payload: { ...validIncident, title: `incident ${i}` },
     });
-    expect(created.statusCode, created.body).toBe(201);
+    // 202 when the read models lag under load; the event is appended either way.
+    expect([201, 202], created.body).toContain(created.statusCode);
     const { incidentId } = created.json<{ incidentId: string }>();
     for (const payload of [{ tag: 'db' }, { tag: 'checkout' }]) {
       const tagged = await t.request({

@@ -111,6 +111,7 @@ export const webhookRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async 
     async (request, reply) => {
       await refuseUrl(request.body.url);
       const { endpoint, secret } = await endpoints.create(request.params.orgId, request.body);
+      runtime.webhooks.wake();
       reply.code(201).header('location', `/api/orgs/${request.params.orgId}/webhooks/${endpoint.id}`);
       return { ...endpoint, secret };
     },
