@@ -100,29 +100,39 @@ export function deliveryBody(orgId: string, incidentId: string, event: RecordedE
   });
 }
 
-/** The events of `batch` this endpoint takes, as delivery rows. */
-function deliveryRows(endpoint: Pick<EndpointRow, 'id' | 'org_id' | 'event_types'>, batch: RecordedEvent[]) {
-  const wanted = new Set(endpoint.event_types);
+/** The org's incident events of a batch with the body each delivery of it sends; other categories are skipped. */
+function deliverable(orgId: string, batch: RecordedEvent[]) {
   return batch.flatMap((event) => {
     const stream = parseIncidentStreamName(event.streamName);
-    // Only incident events of this org are delivered; any other category in the log is skipped.
-    if (!stream || stream.orgId !== endpoint.org_id || !wanted.has(event.type)) return [];
-    return [
-      {
-        id: `msg_${uuidv7().replaceAll('-', '')}`,
-        endpoint_id: endpoint.id,
-        org_id: endpoint.org_id,
-        event_id: event.eventId,
-        event_type: event.type,
-        incident_id: stream.incidentId,
-        position: event.position,
-        body: deliveryBody(stream.orgId, stream.incidentId, event),
-        status: 'pending' as const,
-        next_attempt_at: sql<Date>`now()`,
-      },
-    ];
+    if (!stream || stream.orgId !== orgId) return [];
+    return [{ event, incidentId: stream.incidentId, body: deliveryBody(orgId, stream.incidentId, event) }];
   });
 }
+
+/** The events this endpoint takes, as delivery rows. */
+function deliveryRows(
+  endpoint: Pick<EndpointRow, 'id' | 'org_id' | 'event_types'>,
+  events: ReturnType<typeof deliverable>,
+) {
+  const wanted = new Set(endpoint.event_types);
+  return events
+    .filter(({ event }) => wanted.has(event.type))
+    .map(({ event, incidentId, body }) => ({
+      id: `msg_${uuidv7().replaceAll('-', '')}`,
+      endpoint_id: endpoint.id,
+      org_id: endpoint.org_id,
+      event_id: event.eventId,
+      event_type: event.type,
+      incident_id: incidentId,
+      position: event.position,
+      body,
+      status: 'pending' as const,
+      next_attempt_at: sql<Date>`now()`,
+    }));
+}
+
+/** What the feed needs of an endpoint to move its checkpoint. */
+export type Checkpointed = Pick<EndpointRow, 'id' | 'org_id' | 'event_types' | 'position'>;
 
 /** Events read from the log per statement when turning the log into delivery rows. */
 const READ_BATCH = 500;
@@ -286,36 +296,42 @@ export class WebhookEndpoints {
   }
 
   /**
-   * Turns the next batch of the log after the endpoint's checkpoint into delivery rows and moves the
-   * checkpoint, in one transaction. Safe in several processes at once: the checkpoint only moves
-   * from the value this call read, so a batch lands once. Returns the rows added, or null when the
-   * endpoint was already caught up (or another process moved it first).
+   * Turns the next batch of the log after a checkpoint into delivery rows for every endpoint of
+   * `group` (one org, all at that checkpoint: the log is read once for them) and moves their
+   * checkpoints, in one transaction. Safe in several processes at once: a checkpoint only moves
+   * from the value this call read, so a batch lands once per endpoint. Returns the endpoints it
+   * moved, at their new checkpoint, or null when there was nothing after it.
    */
-  async catchUpBatch(
-    endpoint: Pick<EndpointRow, 'id' | 'org_id' | 'event_types' | 'position'>,
-  ): Promise<{ added: number; position: string } | null> {
+  async catchUpBatch(group: Checkpointed[]): Promise<{ moved: Checkpointed[]; added: number } | null> {
+    const { org_id: orgId, position } = group[0]!;
     const batch = await this.store.readAll({
-      fromPosition: endpoint.position,
-      streamPrefix: orgStreamPrefix(endpoint.org_id),
+      fromPosition: position,
+      streamPrefix: orgStreamPrefix(orgId),
       limit: READ_BATCH,
     });
     if (batch.length === 0) return null;
     const next = batch.at(-1)!.position;
-    const rows = deliveryRows(endpoint, batch);
-    const moved = await this.db.transaction().execute(async (trx) => {
+    const events = deliverable(orgId, batch);
+    return this.db.transaction().execute(async (trx) => {
       const claimed = await trx
         .updateTable('webhook_endpoints')
         .set({ position: next })
-        .where('id', '=', endpoint.id)
+        .where(
+          'id',
+          'in',
+          group.map((endpoint) => endpoint.id),
+        )
+        .where('org_id', '=', orgId)
         .where('enabled', '=', true)
-        .where(sql<boolean>`position is not distinct from ${endpoint.position}`)
+        .where(sql<boolean>`position is not distinct from ${position}`)
         .returning('id')
-        .executeTakeFirst();
-      if (!claimed) return false;
+        .execute();
+      const ids = new Set(claimed.map((row) => row.id));
+      const moved = group.filter((endpoint) => ids.has(endpoint.id)).map((e) => ({ ...e, position: next }));
+      const rows = moved.flatMap((endpoint) => deliveryRows(endpoint, events));
       if (rows.length > 0) await insertDeliveries(trx, rows, 'skip');
-      return true;
+      return { moved, added: rows.length };
     });
-    return moved ? { added: rows.length, position: next } : null;
   }
 
   /**
@@ -336,7 +352,7 @@ export class WebhookEndpoints {
         limit: READ_BATCH,
       });
       const inRange = batch.filter((event) => comparePositions(event.position, until) <= 0);
-      const rows = deliveryRows(endpoint, inRange);
+      const rows = deliveryRows(endpoint, deliverable(endpoint.org_id, inRange));
       if (rows.length > 0) await insertDeliveries(this.db, rows, 'requeue');
       queued += rows.length;
       if (inRange.length < batch.length || batch.length < READ_BATCH) break;

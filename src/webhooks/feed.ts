@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { parseIncidentStreamName } from '../domain/streams.ts';
 import type { EventStore } from '../eventstore/port.ts';
-import type { WebhookEndpoints } from './endpoints.ts';
+import type { Checkpointed, WebhookEndpoints } from './endpoints.ts';
 import { Wakeup } from './wakeup.ts';
 
 /** The incident category: other categories in the log (alert groups…) are never delivered. */
@@ -112,17 +112,22 @@ export class DeliveryFeed {
           .where('enabled', '=', true);
         // A timed-out wait is a sweep: every endpoint, in case a wakeup was lost.
         if (orgs !== 'all' && orgs.size > 0) query = query.where('org_id', 'in', [...orgs]);
-        // One batch per endpoint per round, so a long catch-up of one never delays the others.
-        let behind = await query.execute();
+        // One batch per checkpoint per round, so a long catch-up of one endpoint never delays the
+        // others; endpoints of one org at one checkpoint share the read.
+        let behind: Checkpointed[] = await query.execute();
         while (behind.length > 0 && !signal.aborted) {
-          const next: typeof behind = [];
+          const groups = new Map<string, Checkpointed[]>();
           for (const endpoint of behind) {
-            const moved = await this.options.endpoints.catchUpBatch(endpoint);
-            if (!moved) continue;
-            if (moved.added > 0) this.options.onQueued();
-            next.push({ ...endpoint, position: moved.position });
+            const key = `${endpoint.org_id} ${endpoint.position ?? ''}`;
+            groups.set(key, [...(groups.get(key) ?? []), endpoint]);
           }
-          behind = next;
+          behind = [];
+          for (const group of groups.values()) {
+            const result = await this.options.endpoints.catchUpBatch(group);
+            if (!result) continue;
+            if (result.added > 0) this.options.onQueued();
+            behind.push(...result.moved);
+          }
         }
       } catch (error) {
         this.notify(); // try everything again at the next pass

@@ -165,30 +165,49 @@ export class DeliveryWorker {
       .execute();
   }
 
-  /** Attempts the endpoint's due deliveries in order until one fails, none is due, or the lease runs short. */
+  /** The endpoint's next pending deliveries in queue order, after `afterSeq` when given. */
+  private pending(endpointId: string, afterSeq: string | null): Promise<DeliveryRow[]> {
+    let query = this.db
+      .selectFrom('webhook_deliveries')
+      .selectAll()
+      .where('endpoint_id', '=', endpointId)
+      .where('status', '=', 'pending')
+      .orderBy('seq')
+      .limit(this.batchSize);
+    if (afterSeq !== null) query = query.where('seq', '>', afterSeq as never);
+    return query.execute();
+  }
+
+  /**
+   * Attempts the endpoint's due deliveries in order until one fails, none is due, or the lease runs
+   * short. The next batch is read, the lease renewed and the results recorded while attempts go
+   * on; every record is written before the lease is released.
+   */
   private async deliver(claimed: EndpointRow): Promise<void> {
     let endpoint: EndpointRow | null = claimed;
     let leasedAt = Date.now();
+    let recording = Promise.resolve();
+    const recordLater = (target: EndpointRow, results: Result[]) => {
+      if (results.length > 0) recording = recording.then(() => this.record(target, results));
+    };
     try {
+      let next = this.pending(claimed.id, null);
       while (endpoint && !this.stopped) {
-        const due = await this.db
-          .selectFrom('webhook_deliveries')
-          .selectAll()
-          .where('endpoint_id', '=', endpoint.id)
-          .where('status', '=', 'pending')
-          .orderBy('seq')
-          .limit(this.batchSize)
-          .execute();
-        const results: Result[] = [];
-        let blocked = due.length < this.batchSize;
+        const due = await next;
+        if (due.length === 0) break;
+        const renewing = this.renew(endpoint.id);
+        next = this.pending(endpoint.id, String(due.at(-1)!.seq));
+        let results: Result[] = [];
+        let blocked = false;
         let flushedAt = Date.now();
-        // Recording runs beside the next attempts; it is awaited before the next batch is read.
-        let recording = Promise.resolve();
         for (const delivery of due) {
           const at = new Date();
           // Keep a margin so an attempt never outlives the lease it started under.
-          if (at.getTime() + this.timeoutMs + LEASE_MARGIN_MS > leasedAt + this.leaseMs || this.stopped)
+          if (at.getTime() + this.timeoutMs + LEASE_MARGIN_MS > leasedAt + this.leaseMs || this.stopped) {
+            // The rest of this batch comes again after the lease is renewed.
+            next = this.pending(endpoint.id, results.at(-1) ? String(results.at(-1)!.delivery.seq) : null);
             break;
+          }
           if (delivery.next_attempt_at && delivery.next_attempt_at > at) {
             blocked = true;
             break;
@@ -201,20 +220,19 @@ export class DeliveryWorker {
           }
           // Record now and then, so the log shows progress and a crash repeats little.
           if (Date.now() - flushedAt > 250) {
-            const flushing = results.splice(0);
-            const target = endpoint;
-            recording = recording.then(() => this.record(target, flushing));
+            recordLater(endpoint, results);
+            results = [];
             flushedAt = Date.now();
           }
         }
-        await recording;
-        await this.record(endpoint, results);
+        recordLater(endpoint, results);
+        const renewed = await renewing;
         if (blocked) break;
-        endpoint = await this.renew(endpoint.id);
+        endpoint = renewed;
         leasedAt = Date.now();
       }
     } finally {
-      await this.release(claimed.id);
+      await recording.finally(() => this.release(claimed.id));
     }
   }
 
