@@ -198,6 +198,7 @@ export class DeliveryWorker {
         const renewing = this.renew(endpoint.id);
         next = this.pending(endpoint.id, String(due.at(-1)!.seq));
         let results: Result[] = [];
+        let lastAttempted: string | null = null;
         let blocked = false;
         let flushedAt = Date.now();
         for (const delivery of due) {
@@ -205,7 +206,9 @@ export class DeliveryWorker {
           // Keep a margin so an attempt never outlives the lease it started under.
           if (at.getTime() + this.timeoutMs + LEASE_MARGIN_MS > leasedAt + this.leaseMs || this.stopped) {
             // The rest of this batch comes again after the lease is renewed.
-            next = this.pending(endpoint.id, results.at(-1) ? String(results.at(-1)!.delivery.seq) : null);
+            // (After what was attempted: its results may not be written yet.)
+            if (lastAttempted !== null) next = this.pending(endpoint.id, lastAttempted);
+            else next = recording.then(() => this.pending(endpoint!.id, null));
             break;
           }
           if (delivery.next_attempt_at && delivery.next_attempt_at > at) {
@@ -213,6 +216,7 @@ export class DeliveryWorker {
             break;
           }
           const outcome = await this.attempt(endpoint, delivery, at);
+          lastAttempted = String(delivery.seq);
           results.push({ delivery, outcome, at });
           if (!outcome.ok) {
             blocked = true;
