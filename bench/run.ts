@@ -11,6 +11,7 @@ import { httpCommands } from './scenarios/http.ts';
 import { ingestAlerts } from './scenarios/ingest.ts';
 import { listQueries } from './scenarios/list-queries.ts';
 import { projectionLag, projectionRebuild } from './scenarios/projections.ts';
+import { webhookDeliveries } from './scenarios/webhooks.ts';
 import { formatNumber, meetsTarget, ratio, scratchDatabase, type BenchRow } from './lib.ts';
 
 const serverUrl =
@@ -28,6 +29,7 @@ const scenarios: Record<string, Scenario> = {
   http: (url) => httpCommands(url, seconds * 2, Number(process.env.BENCH_SOAK_SECONDS ?? 120)),
   ingest: (url) => ingestAlerts(url, seconds * 2),
   audit: (url) => auditChain(url, seconds * 2000, Number(process.env.BENCH_AUDIT_EVENTS ?? 1_000_000)),
+  webhooks: (url) => webhookDeliveries(url, Number(process.env.BENCH_WEBHOOK_EVENTS ?? 10_000)),
 };
 
 function table(rows: BenchRow[]): string {

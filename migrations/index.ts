@@ -3,6 +3,7 @@ import * as eventStore from './0001_event_store.ts';
 import * as readModels from './0002_read_models.ts';
 import * as commandSide from './0003_command_side.ts';
 import * as alertSignals from './0005_alert_signals.ts';
+import * as webhooks from './0007_webhooks.ts';
 
 /** Every migration, in order; names are their file names and never change once released. */
 export const migrations: Record<string, Migration> = {
@@ -10,4 +11,5 @@ export const migrations: Record<string, Migration> = {
   '0002_read_models': readModels,
   '0003_command_side': commandSide,
   '0005_alert_signals': alertSignals,
+  '0007_webhooks': webhooks,
 };

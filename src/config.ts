@@ -46,6 +46,10 @@ const Environment = z.object({
   ),
   CONSISTENCY_TIMEOUT_MS: integer(5000, 0, 600_000),
   RATE_LIMIT_PER_MINUTE: integer(6000, 1, Number.MAX_SAFE_INTEGER),
+  /** `true` lets webhooks reach loopback/private addresses and plain http (tests, on-premises receivers). */
+  WEBHOOK_ALLOW_PRIVATE: z.preprocess(blankAsUndefined, z.enum(['true', 'false']).default('false')),
+  /** Encrypts webhook secrets at rest (AES-256-GCM under a key derived from it); stored as given when unset. */
+  WEBHOOK_SECRET_KEY: optionalText,
 });
 
 export interface JwtConfig {
@@ -71,6 +75,7 @@ export interface Config {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   consistencyTimeoutMs: number;
   rateLimitPerMinute: number;
+  webhooks: { allowPrivate: boolean; secretKey?: string };
 }
 
 export class ConfigError extends Error {
@@ -114,6 +119,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
     logLevel: e.LOG_LEVEL,
     consistencyTimeoutMs: e.CONSISTENCY_TIMEOUT_MS,
     rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
+    webhooks: {
+      allowPrivate: e.WEBHOOK_ALLOW_PRIVATE === 'true',
+      ...(e.WEBHOOK_SECRET_KEY ? { secretKey: e.WEBHOOK_SECRET_KEY } : {}),
+    },
   };
 }
 

@@ -10,6 +10,7 @@ import { migrateToLatest } from '../db/migrate.ts';
 import { PostgresEventStore } from '../eventstore/postgres/index.ts';
 import type { EventStore } from '../eventstore/port.ts';
 import { ServiceMetrics } from '../http/metrics.ts';
+import { openWebhooks, type WebhookTuning, type Webhooks } from '../webhooks/index.ts';
 
 /** Everything a process of ITS runs on, wired once: the composition root. */
 export interface Runtime {
@@ -22,6 +23,8 @@ export interface Runtime {
   /** Tells when the read models include a position (read-your-writes). */
   progress: ProjectionProgress;
   metrics: ServiceMetrics;
+  /** Outbound webhooks: endpoints, deliveries, and (with workers) the delivery worker. */
+  webhooks: Webhooks;
   /** Stops the projection workers at a checkpoint, then closes the store and the database it opened. */
   close(): Promise<void>;
 }
@@ -36,6 +39,8 @@ export interface OpenRuntimeOptions {
   /** Use this event store instead of opening one from the config; the caller keeps ownership of it. */
   store?: EventStore;
   logger?: Logger;
+  /** Webhook resolver, retry schedule and timings (tests). */
+  webhooks?: WebhookTuning;
 }
 
 /** The database the config names: a PostgreSQL server, or embedded PGlite under DATA_DIR. */
@@ -69,7 +74,17 @@ export async function openRuntime(config: Config, options: OpenRuntimeOptions = 
 
     const progress = new ProjectionProgress(database);
     closing.unshift(() => progress.stop());
+    const webhooks = openWebhooks({
+      config,
+      database,
+      store,
+      registry: metrics.registry,
+      logger: options.logger,
+      tuning: options.webhooks,
+    });
+    closing.unshift(() => webhooks.stop());
     if (options.workers !== false) {
+      webhooks.startWorker();
       const workers = startProjectionWorkers({
         database,
         store,
@@ -88,6 +103,7 @@ export async function openRuntime(config: Config, options: OpenRuntimeOptions = 
       alertGroups,
       progress,
       metrics,
+      webhooks,
       close() {
         closed ??= (async () => {
           for (const step of closing)

@@ -9,6 +9,7 @@ import { INCIDENT_ID_PATTERN, ORG_ID_PATTERN, incidentStreamName } from '../doma
 import { buildApp, REDACTED_LOG_PATHS } from '../http/app.ts';
 import { ROLES } from '../http/auth.ts';
 import { parseDuration, signToken } from '../http/tokens.ts';
+import { runRedeliver, runWebhookDeliveries, runWebhooksList } from '../webhooks/cli.ts';
 
 /** `its`: the one command that serves, migrates, inspects projections and mints tokens. */
 const program = new Command('its').description('ITS, the Incident & Timeline Service').showHelpAfterError();
@@ -229,6 +230,42 @@ program
     const bad = incidentIds.find((id) => !INCIDENT_ID_PATTERN.test(id));
     if (bad !== undefined) throw new InvalidArgumentError(`not an incident id: ${bad}`);
     await withRuntime((runtime) => runAuditVerifyCommand(runtime, orgId, incidentIds, options));
+  });
+
+const webhooks = program.command('webhooks').description("an org's outbound webhooks and their deliveries");
+webhooks
+  .command('list')
+  .description('each endpoint: state, URL, last delivery, last error')
+  .argument('<orgId>')
+  .action(async (orgId: string) => {
+    await withRuntime((runtime) => runWebhooksList(runtime.webhooks.endpoints, orgId));
+  });
+webhooks
+  .command('deliveries')
+  .description("an endpoint's newest deliveries and their last attempt")
+  .argument('<orgId>')
+  .argument('<webhookId>')
+  .addOption(new Option('--status <status>').choices(['pending', 'succeeded', 'failed']))
+  .option('--limit <n>', 'how many', (value) => Number.parseInt(value, 10), 20)
+  .action(
+    async (
+      orgId: string,
+      webhookId: string,
+      options: { status?: 'pending' | 'succeeded' | 'failed'; limit: number },
+    ) => {
+      await withRuntime((runtime) =>
+        runWebhookDeliveries(runtime.webhooks.endpoints, orgId, webhookId, options),
+      );
+    },
+  );
+webhooks
+  .command('redeliver')
+  .description('attempt a delivery again, with the same webhook-id')
+  .argument('<orgId>')
+  .argument('<webhookId>')
+  .argument('<deliveryId>')
+  .action(async (orgId: string, webhookId: string, deliveryId: string) => {
+    await withRuntime((runtime) => runRedeliver(runtime.webhooks.endpoints, orgId, webhookId, deliveryId));
   });
 
 try {

@@ -27,6 +27,7 @@ import { auditRoutes } from './routes/audit.ts';
 import { eventRoutes } from './routes/events.ts';
 import { incidentRoutes } from './routes/incidents.ts';
 import { operationsRoutes } from './routes/operations.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
 import { findUnstorableText } from './schemas.ts';
 
 export interface BuildAppOptions {
@@ -184,6 +185,7 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
   app.register(adminRoutes, { runtime });
   app.register(alertRoutes, { runtime });
   app.register(auditRoutes, { runtime });
+  app.register(webhookRoutes, { runtime });
   app.get('/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () =>
     app.swagger(),
   );

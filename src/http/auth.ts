@@ -18,6 +18,8 @@ export const OPERATION_ROLES = {
   changeStatus: ['ORG_ADMIN', 'SRE_LEAD', 'ONCALL_ENGINEER'],
   changeSeverity: ['ORG_ADMIN', 'SRE_LEAD'],
   readEvents: ['ORG_ADMIN', 'SRE_LEAD', 'AUDITOR'],
+  manageWebhooks: ['ORG_ADMIN', 'SRE_LEAD'],
+  readWebhooks: ['ORG_ADMIN', 'SRE_LEAD', 'ONCALL_ENGINEER', 'MEMBER', 'AUDITOR'],
   /** Tokens with `its_admin: true`, whatever their org roles. */
   admin: 'its_admin',
   /** No token needed: health, metrics, the OpenAPI document. */

@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
-import { openRuntime, type Runtime } from '../../src/app/runtime.ts';
+import { openRuntime, type OpenRuntimeOptions, type Runtime } from '../../src/app/runtime.ts';
 import { loadConfig } from '../../src/config.ts';
 import { buildApp } from '../../src/http/app.ts';
 import { signToken } from '../../src/http/tokens.ts';
@@ -40,6 +40,8 @@ export interface StartTestAppOptions {
   shareDatabaseOf?: TestApp;
   /** Skip the database entirely and open the one the env names (e.g. a dead port). */
   configuredDatabase?: boolean;
+  /** Webhook resolver, retry schedule and timings. */
+  webhooks?: OpenRuntimeOptions['webhooks'];
 }
 
 /** A fresh org id per test, so tests never see each other's incidents. */
@@ -64,6 +66,7 @@ export async function startTestApp(options: StartTestAppOptions = {}): Promise<T
   try {
     runtime = await openRuntime(config, {
       workers: options.workers ?? true,
+      ...(options.webhooks ? { webhooks: options.webhooks } : {}),
       ...(database ? { database: database.database } : {}),
     });
   } catch (error) {
