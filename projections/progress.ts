@@ -1,6 +1,7 @@
 import type { Database } from '../src/db/database.ts';
 import { comparePositions } from '../src/eventstore/port.ts';
 import { PROJECTION_NAMES } from './catalog.ts';
+import { checkpointPositions } from './checkpoints.ts';
 import { PROGRESS_CHANNEL, listenForNotices } from './notices.ts';
 
 /**
@@ -42,11 +43,7 @@ export class ProjectionProgress {
   }
 
   private async reload(): Promise<void> {
-    const rows = await this.database.db
-      .selectFrom('projection_checkpoints')
-      .select(['name', 'position'])
-      .where('name', 'in', this.names)
-      .execute();
+    const rows = await checkpointPositions(this.database, this.names);
     for (const { name, position } of rows) if (position !== null) this.advance(name, position);
   }
 

@@ -1,6 +1,11 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { ProjectionProgress, projectionStatus, startProjectionWorkers } from '../../projections/index.ts';
+import {
+  ProjectionProgress,
+  projectionStatus,
+  startProjectionWorkers,
+  type ProjectionWorkers,
+} from '../../projections/index.ts';
 import { IncidentCommands } from '../commands/index.ts';
 import type { Config } from '../config.ts';
 import { openPGlite, openPostgres, type Database } from '../db/database.ts';
@@ -18,6 +23,8 @@ export interface Runtime {
   /** Tells when the read models include a position (read-your-writes). */
   progress: ProjectionProgress;
   metrics: ServiceMetrics;
+  /** The projection daemon of this process (null with `workers: false`): `onCommitted` feeds live consumers. */
+  projections: ProjectionWorkers | null;
   /** Stops the projection workers at a checkpoint, then closes the store and the database it opened. */
   close(): Promise<void>;
 }
@@ -62,12 +69,13 @@ export async function openRuntime(config: Config, options: OpenRuntimeOptions = 
 
     const progress = new ProjectionProgress(database);
     closing.unshift(() => progress.stop());
+    let projections: ProjectionWorkers | null = null;
     if (options.workers !== false) {
-      const workers = startProjectionWorkers({
+      const workers = (projections = startProjectionWorkers({
         database,
         store,
         ...(options.logger ? { logger: options.logger } : {}),
-      });
+      }));
       // Stopped first: each worker finishes the batch it is committing, at a checkpoint.
       closing.unshift(() => workers.stop());
     }
@@ -80,6 +88,7 @@ export async function openRuntime(config: Config, options: OpenRuntimeOptions = 
       commands,
       progress,
       metrics,
+      projections,
       close() {
         closed ??= (async () => {
           for (const step of closing)
