@@ -172,7 +172,7 @@ export class PostgresEventStore implements EventStore {
     return Number(rows[0]!.n);
   }
 
-  /** Events after `after`, only from transactions older than every one still running. */
+  /** Events after `after`, only from below the horizon: older than every append still running (migration 0004). */
   private readCommitted(after: string | null, streamPrefix: string | undefined, limit: number) {
     // Order by the column, not the select list's text alias of it: as text, '1000' < '902'.
     return this.committedAfter(this.selectEvents(), after, streamPrefix)
@@ -187,7 +187,7 @@ export class PostgresEventStore implements EventStore {
     after: string | null,
     streamPrefix: string | undefined,
   ): Q {
-    let query = select.where(sql<boolean>`tx_id < pg_snapshot_xmin(pg_current_snapshot())`) as Q;
+    let query = select.where(sql<boolean>`tx_id < (select its_horizon())`) as Q;
     if (after !== null) {
       const [tx, seq] = parsePosition(after);
       query = query.where(
@@ -293,7 +293,7 @@ export class PostgresEventStore implements EventStore {
       let query = this.db
         .selectFrom('its_events')
         .select([sql<string>`tx_id::text`.as('tx_id'), 'global_seq'])
-        .where(sql<boolean>`tx_id < pg_snapshot_xmin(pg_current_snapshot())`);
+        .where(sql<boolean>`tx_id < (select its_horizon())`);
       if (streamPrefix !== undefined) {
         query = query.where('stream_name', 'like', likePrefix(streamPrefix));
       }
