@@ -18,6 +18,7 @@ export class ProjectionProgress {
   constructor(
     private readonly database: Database,
     private readonly names: readonly string[] = PROJECTION_NAMES,
+    private readonly options: { onCannotListen?: (error: unknown) => void } = {},
   ) {}
 
   /** Starts listening; `waitFor` calls it too, so calling it first only moves the set-up cost. */
@@ -62,7 +63,10 @@ export class ProjectionProgress {
 
   /** Resolves true once every projection has projected `position`, false after `timeoutMs` without. */
   async waitFor(position: string, timeoutMs: number): Promise<boolean> {
-    await this.start();
+    await this.start().catch((error: unknown) => {
+      this.options.onCannotListen?.(error);
+      throw error;
+    });
     if (this.reached(position)) return true;
     return new Promise<boolean>((resolve) => {
       const settle = (result: boolean) => {

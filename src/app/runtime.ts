@@ -44,7 +44,7 @@ export interface OpenRuntimeOptions {
 /** The database the config names: a PostgreSQL server, or embedded PGlite under DATA_DIR. */
 export async function openConfiguredDatabase(config: Config): Promise<Database> {
   return config.databaseUrl
-    ? openPostgres(config.databaseUrl)
+    ? openPostgres(config.databaseUrl, { poolSize: config.databasePoolSize })
     : openPGlite(path.resolve(config.dataDir, 'pglite'));
 }
 
@@ -67,7 +67,12 @@ export async function openRuntime(config: Config, options: OpenRuntimeOptions = 
     const commands = new IncidentCommands({ store, database, metrics });
     metrics.setProjectionLagSource(async () => projectionStatus(database, store));
 
-    const progress = new ProjectionProgress(database);
+    const progress = new ProjectionProgress(database, undefined, {
+      onCannotListen(error) {
+        metrics.readYourWritesUnconfirmed('cannot_listen');
+        options.logger?.warn({ err: error }, 'cannot listen for projection progress: writes answer 202');
+      },
+    });
     closing.unshift(() => progress.stop());
     let projections: ProjectionWorkers | null = null;
     if (options.workers !== false) {

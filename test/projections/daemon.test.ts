@@ -1,4 +1,6 @@
 import { randomInt } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { EventStore, SubscribeOptions } from '../../src/eventstore/port.ts';
 import { PROJECTORS } from '../../projections/catalog.ts';
@@ -22,11 +24,24 @@ describe(`the projection daemon, on ${databaseLabel}`, () => {
         },
       },
     });
+    // Appends start once every projection is led: one joining later would resubscribe.
+    let leading = 0;
+    let allLeading!: () => void;
+    const led = new Promise<void>((resolve) => (allLeading = resolve));
+    const lines = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        leading += chunk.toString().split('"leading projection"').length - 1;
+        if (leading === PROJECTORS.size) allLeading();
+        done();
+      },
+    });
     const workers = startProjectionDaemon({
       database: test.database,
       store: counting,
+      logger: pino(lines),
       projectors: [...PROJECTORS.values()],
     });
+    await led;
     const committed: CommittedBatch[] = [];
     const unsubscribe = workers.onCommitted((batch) => committed.push(batch));
     try {
