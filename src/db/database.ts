@@ -80,6 +80,7 @@ export function openPostgres(connectionString: string, options: PostgresOptions 
  */
 class SharedListener {
   private client: Promise<pg.Client> | null = null;
+  private readonly queries = new QueryQueue();
   private readonly handlers = new Map<string, Set<(payload: string | null) => void>>();
   private retry: NodeJS.Timeout | null = null;
   private closed = false;
@@ -92,7 +93,7 @@ class SharedListener {
     if (!handlers) {
       this.handlers.set(channel, (handlers = new Set()));
       try {
-        await client.query(`listen ${pg.escapeIdentifier(channel)}`);
+        await this.queries.run(client, `listen ${pg.escapeIdentifier(channel)}`);
       } catch (error) {
         this.handlers.delete(channel);
         throw error;
@@ -104,7 +105,8 @@ class SharedListener {
       if (!current?.delete(onNotify) || current.size > 0) return;
       this.handlers.delete(channel);
       const session = await this.client?.catch(() => null);
-      await session?.query(`unlisten ${pg.escapeIdentifier(channel)}`).catch(() => {});
+      if (session)
+        await this.queries.run(session, `unlisten ${pg.escapeIdentifier(channel)}`).catch(() => {});
     };
   }
 
@@ -125,7 +127,8 @@ class SharedListener {
     const reopen = () => this.scheduleReopen(client);
     client.on('error', reopen);
     client.on('end', reopen);
-    for (const channel of this.handlers.keys()) await client.query(`listen ${pg.escapeIdentifier(channel)}`);
+    for (const channel of this.handlers.keys())
+      await this.queries.run(client, `listen ${pg.escapeIdentifier(channel)}`);
     return client;
   }
 
@@ -168,6 +171,7 @@ class SharedListener {
  */
 class LockSession {
   private client: Promise<pg.Client> | null = null;
+  private readonly queries = new QueryQueue();
   private readonly held = new Map<string, () => void>();
   private closed = false;
 
@@ -205,7 +209,8 @@ class LockSession {
     this.held.set(name, markLost);
     let locked = false;
     try {
-      const { rows } = await client.query<{ locked: boolean }>(
+      const { rows } = await this.queries.run<{ locked: boolean }>(
+        client,
         'select pg_try_advisory_lock(hashtextextended($1, 0)) as locked',
         [name],
       );
@@ -219,7 +224,9 @@ class LockSession {
       release: async () => {
         if (this.held.get(name) !== markLost) return;
         this.held.delete(name);
-        await client.query('select pg_advisory_unlock(hashtextextended($1, 0))', [name]).catch(() => {});
+        await this.queries
+          .run(client, 'select pg_advisory_unlock(hashtextextended($1, 0))', [name])
+          .catch(() => {});
         markLost();
       },
     };
@@ -230,6 +237,21 @@ class LockSession {
     const client = await this.client?.catch(() => null);
     this.client = null;
     await client?.end().catch(() => {});
+  }
+}
+
+/** One query at a time on a shared session (pg refuses to queue them itself from version 9 on). */
+class QueryQueue {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  run<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    client: pg.Client,
+    text: string,
+    values?: unknown[],
+  ): Promise<pg.QueryResult<R>> {
+    const result = this.tail.then(() => client.query<R>(text, values));
+    this.tail = result.catch(() => {});
+    return result;
   }
 }
 

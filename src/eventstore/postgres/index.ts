@@ -275,13 +275,14 @@ export class PostgresEventStore implements EventStore {
   ): Promise<boolean> {
     try {
       const [tx, seq] = position === null ? [0n, 0n] : parsePosition(position);
-      const { rows } = await sql<{ waiting: boolean }>`
-        select exists (
-          select 1 from its_events
-          where (tx_id, global_seq) > (${tx.toString()}::xid8, ${seq.toString()}::bigint)
-            and stream_name like ${likePrefix(streamPrefix ?? '')}
-        ) as waiting`.execute(this.db);
-      return rows[0]?.waiting ?? false;
+      // In log order with a limit, not `exists`: the planner then walks the primary key from
+      // `position` instead of scanning the table for any row past it.
+      const { rows } = await sql<{ waiting: number }>`
+        select 1 as waiting from its_events
+        where (tx_id, global_seq) > (${tx.toString()}::xid8, ${seq.toString()}::bigint)
+          and stream_name like ${likePrefix(streamPrefix ?? '')}
+        order by tx_id, global_seq limit 1`.execute(this.db);
+      return rows.length > 0;
     } catch (error) {
       if (isDatabaseUnavailable(error)) return true;
       throw error;
