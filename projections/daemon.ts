@@ -265,13 +265,15 @@ export class ProjectionDaemon implements LaneHost {
     });
     const { projector } = share.lane;
     const guard = sql`exists (select 1 from moved where moved.name = ${projector.name})`;
-    return planRows(this.database, this.database.db, projector, projector.table, projected, guard);
+    return planRows(this.database, this.database.background, projector, projector.table, projected, guard);
   }
 
   /**
    * One statement: the checkpoints of `shares` move to `to` where they still stand where the batch
    * started, each lane's rows are written only if its checkpoint moved, and each move is NOTIFYed
    * (delivered on commit, to every process). A lane whose checkpoint had moved lost its lead.
+   * The commit does not wait for its WAL flush: a crash can only lose whole batches, rows and
+   * checkpoint together, and the daemon projects them again from the durable events.
    */
   private async commit(shares: readonly Share[], to: string): Promise<void> {
     const moves = shares.map(({ lane, events }) => ({
@@ -286,9 +288,11 @@ export class ProjectionDaemon implements LaneHost {
     });
     const statement = sql<{ name: string }>`
       with ${sql.join(statements)}
-      select name, pg_notify(${PROGRESS_CHANNEL}, name || ' ' || ${to})::text as notified from moved`;
+      select name, pg_notify(${PROGRESS_CHANNEL}, name || ' ' || ${to})::text as notified,
+        set_config('synchronous_commit', 'off', true) as durability
+      from moved`;
     const { rows } = await statement
-      .execute(this.database.db)
+      .execute(this.database.background)
       .catch((error: unknown) =>
         Promise.reject(shares.length === 1 ? rowError(shares[0]!.lane.projector, error) : error),
       );

@@ -18,6 +18,11 @@ export interface SessionLock {
 export interface Database {
   readonly kind: 'postgres' | 'pglite';
   readonly db: Kysely<Schema>;
+  /**
+   * For the projection daemon and event subscriptions: on a server, a pool of two connections of its
+   * own, so they never queue behind requests for the main pool; on PGlite, `db` itself.
+   */
+  readonly background: Kysely<Schema>;
   /** Calls `onNotify` for every NOTIFY on `channel`, and with null after a reconnect (notifications may have been missed). */
   listen(channel: string, onNotify: (payload: string | null) => void): Promise<() => Promise<void>>;
   /** Takes the named session-level advisory lock if it is free; null if another session holds it. */
@@ -32,6 +37,9 @@ export interface PostgresOptions {
   /** Cancel any statement running longer than this (ms). */
   statementTimeoutMs?: number;
 }
+
+/** Connections of `background`: the daemon's commit and the subscription's next read, at once. */
+export const BACKGROUND_POOL_SIZE = 2;
 
 // int8 (counts, sequences) arrive as strings from pg; numeric stays a string (it can exceed 2^53).
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => value);
@@ -52,6 +60,16 @@ export function openPostgres(connectionString: string, options: PostgresOptions 
   // during a query is an uncaught exception. The failed query still rejects to its caller.
   pool.on('connect', (client) => client.on('error', () => {}));
   const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
+  const backgroundPool = new pg.Pool({
+    connectionString,
+    max: BACKGROUND_POOL_SIZE,
+    connectionTimeoutMillis: connectTimeoutMs,
+    statement_timeout: options.statementTimeoutMs ?? 30_000,
+    idleTimeoutMillis: 30_000,
+  });
+  backgroundPool.on('error', () => {});
+  backgroundPool.on('connect', (client) => client.on('error', () => {}));
+  const background = new Kysely<Schema>({ dialect: new PostgresDialect({ pool: backgroundPool }) });
   const newSession = async (): Promise<pg.Client> => {
     const client = new pg.Client({ connectionString, connectionTimeoutMillis: connectTimeoutMs });
     client.on('error', () => {});
@@ -64,11 +82,12 @@ export function openPostgres(connectionString: string, options: PostgresOptions 
   return {
     kind: 'postgres',
     db,
+    background,
     listen: (channel, onNotify) => listener.listen(channel, onNotify),
     tryLock: (name) => locks.tryLock(name),
     async close() {
       await Promise.all([listener.close(), locks.close()]);
-      await db.destroy();
+      await Promise.all([db.destroy(), background.destroy()]);
     },
   };
 }
@@ -263,6 +282,7 @@ export async function openPGlite(dataDir?: string): Promise<Database> {
   return {
     kind: 'pglite',
     db,
+    background: db,
     async listen(channel, onNotify) {
       const unlisten = await pglite.listen(channel, (payload) => onNotify(payload));
       return async () => {
