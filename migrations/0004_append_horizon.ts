@@ -6,17 +6,17 @@ import { sql, type Kysely } from 'kysely';
  *
  * Before, readers read below the snapshot's xmin: the oldest transaction running anywhere in the
  * cluster, so a long transaction in another database, a read-model commit or a report query held
- * every subscriber back. Now an append marks itself with a transaction-level advisory lock of its own
- * kind (key pair `APPEND_LOCK_CLASS`, stream hash), taken before its transaction has an id, and
- * `its_horizon()` is the oldest running transaction that is, or may be, such an append.
+ * every subscriber back. Now an append names itself (`application_name` = `APPEND_MARK`, local to
+ * its transaction) before its transaction has an id, and `its_horizon()` is the oldest running
+ * transaction that is, or may be, such an append of this database.
  */
 
-/** First half of the advisory lock key an append holds ('ITS1'); the second is the stream's hash. */
-export const APPEND_LOCK_CLASS = 1230263089;
+/** What an append sets `application_name` to for the length of its transaction. */
+export const APPEND_MARK = 'its_append';
 
 export async function up(db: Kysely<unknown>): Promise<void> {
   // As 0001's, but refusing a transaction that already has an id (its events could land below a
-  // horizon a reader has passed), and locking under the append key pair.
+  // horizon a reader has passed), and naming itself an append.
   await sql`
     create or replace function its_append(p_stream text, p_group text, p_expected bigint, p_events jsonb)
     returns table (outcome text, version bigint, tx_id text, global_seq bigint)
@@ -30,9 +30,11 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       if pg_current_xact_id_if_assigned() is not null then
         raise exception 'its_append must be the first write of its transaction';
       end if;
-      -- Taken before this transaction has an xid: later appends to one stream get larger xids, and
-      -- its_horizon() knows this transaction for an append from the moment it can get one.
-      perform pg_advisory_xact_lock(${sql.lit(APPEND_LOCK_CLASS)}, hashtext(p_stream));
+      -- Named before this transaction has an xid, and until it ends: its_horizon() knows it for an
+      -- append from the moment it can get one.
+      perform set_config('application_name', ${sql.lit(APPEND_MARK)}, true);
+      -- Taken before this transaction has an xid: later appends to one stream get larger xids.
+      perform pg_advisory_xact_lock(hashtextextended(p_stream, 0));
 
       -- A retry whose events already landed answers where they landed, appending nothing.
       select e.stream_name, e.version, e.tx_id, e.global_seq into v_dup
@@ -67,31 +69,23 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     end
     $fn$`.execute(db);
 
-  // Readers see every transaction below the horizon as finished. The lock table is read once (one
-  // consistent view, after the statement's snapshot was taken): a transaction in the snapshot's
-  // running list is passed over only if, at that later moment, it still runs and holds no append
-  // lock of this database; since an append takes its lock before its id, such a one never appends.
-  // One that already ended, or whose id is not in the lock table yet, still holds the horizon (the
-  // next read passes it). STABLE, so it sees the calling statement's snapshot.
+  // Readers see every transaction below the horizon as finished. The backends' states are read
+  // once, after the statement's snapshot was taken (each backend's name before its xid): a
+  // transaction in the snapshot's running list is passed over only if it still runs then in a
+  // backend of another database, or of this one not named an append; since an append is named
+  // before it has an id, such a one never appends. One that already ended, or whose backend this
+  // role may not see (grant pg_read_all_stats to see every role's), still holds the horizon until
+  // the next read. No lock table read: pg_locks would stop every append while it is read. STABLE, so
+  // it sees the calling statement's snapshot.
   await sql`
     create function its_horizon() returns xid8 language sql stable as $fn$
-      with locks as materialized (
-        select virtualtransaction, locktype, transactionid, classid, objsubid, database, mode, granted
-        from pg_locks where locktype in ('transactionid', 'advisory')
-      ),
-      appending as (
-        select virtualtransaction from locks
-        where locktype = 'advisory' and objsubid = 2 and classid = ${sql.lit(APPEND_LOCK_CLASS)}::oid
-          and database = (select oid from pg_database where datname = current_database())
-      ),
-      harmless as (
-        select transactionid::text::bigint as xid from locks
-        where locktype = 'transactionid' and mode = 'ExclusiveLock' and granted
-          and virtualtransaction not in (select virtualtransaction from appending)
-      )
       select coalesce(min(running), pg_snapshot_xmax(pg_current_snapshot()))
       from pg_snapshot_xip(pg_current_snapshot()) as running
-      where running::text::bigint % 4294967296 not in (select xid from harmless)
+      where running::text::bigint % 4294967296 not in (
+        select backend_xid::text::bigint from pg_stat_get_activity(null)
+        where backend_xid is not null
+          and (datid is distinct from (select oid from pg_database where datname = current_database())
+               or application_name is distinct from ${sql.lit(APPEND_MARK)}))
     $fn$`.execute(db);
 
   // A fresh table is never analysed before autovacuum gets to it: without statistics the planner
