@@ -2,6 +2,7 @@ import type { Migration } from 'kysely';
 import * as eventStore from './0001_event_store.ts';
 import * as readModels from './0002_read_models.ts';
 import * as commandSide from './0003_command_side.ts';
+import * as appendHorizon from './0004_append_horizon.ts';
 import * as alertSignals from './0005_alert_signals.ts';
 import * as webhooks from './0007_webhooks.ts';
 
@@ -10,6 +11,7 @@ export const migrations: Record<string, Migration> = {
   '0001_event_store': eventStore,
   '0002_read_models': readModels,
   '0003_command_side': commandSide,
+  '0004_append_horizon': appendHorizon,
   '0005_alert_signals': alertSignals,
   '0007_webhooks': webhooks,
 };

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Database } from '../src/db/database.ts';
 import type { EventStore } from '../src/eventstore/port.ts';
 import { PROJECTION_NAMES } from './catalog.ts';
+import { checkpointRows } from './checkpoints.ts';
 import { ProjectionBusy, rebuildProjections } from './index.ts';
 import { projectionStatus, requestRebuild } from './status.ts';
 
@@ -116,12 +117,7 @@ async function requestAndFollow(
   onProgress: (done: number, total: number) => void,
 ): Promise<string | null> {
   await requestRebuild(database, name);
-  const checkpoint = () =>
-    database.db
-      .selectFrom('projection_checkpoints')
-      .select(['state', 'rebuild_requested_at', 'rebuild_done', 'rebuild_total', 'rebuilt_at', 'last_error'])
-      .where('name', '=', name)
-      .executeTakeFirstOrThrow();
+  const checkpoint = async () => (await checkpointRows(database, [name]))[0]!;
   const requestedAt = (await checkpoint()).rebuild_requested_at;
   for (;;) {
     await new Promise((resolve) => setTimeout(resolve, FOLLOW_INTERVAL_MS));

@@ -7,14 +7,20 @@ import type { Database } from '../src/db/database.ts';
 import type { EventStore } from '../src/eventstore/port.ts';
 import { PROJECTION_NAMES, projectorNamed } from './catalog.ts';
 import type { RebuildProgress } from './rebuild.ts';
-import { rebuildWithLeaders, startProjectionRunners, type ProjectionWorkers } from './runner.ts';
+import { rebuildWithLeaders } from './rebuild-requests.ts';
+import { startProjectionDaemon, type ProjectionWorkers } from './workers.ts';
 
 export { PROJECTION_NAMES } from './catalog.ts';
 export { ProjectionProgress } from './progress.ts';
-export { ProjectionBusy, type ProjectionWorkers } from './runner.ts';
+export { ProjectionBusy } from './rebuild-requests.ts';
+export type { CommittedBatch, CommittedListener } from './daemon.ts';
+export type { ProjectionWorkers } from './workers.ts';
 export { projectionStatus, requestRebuild, type ProjectionState, type ProjectionStatus } from './status.ts';
 
-/** Starts a worker for each projection (all by default): it leads when it gets the lock, else stands by. */
+/**
+ * Starts the projection daemon for the projections named (all by default): it carries each one this
+ * process gets the lead of, and stands by for the others.
+ */
 export function startProjectionWorkers(opts: {
   database: Database;
   store: EventStore;
@@ -22,7 +28,7 @@ export function startProjectionWorkers(opts: {
   names?: string[];
 }): ProjectionWorkers {
   const names = opts.names ?? PROJECTION_NAMES;
-  return startProjectionRunners({
+  return startProjectionDaemon({
     database: opts.database,
     store: opts.store,
     logger: opts.logger,

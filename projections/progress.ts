@@ -1,6 +1,7 @@
 import type { Database } from '../src/db/database.ts';
 import { comparePositions } from '../src/eventstore/port.ts';
 import { PROJECTION_NAMES } from './catalog.ts';
+import { checkpointPositions } from './checkpoints.ts';
 import { PROGRESS_CHANNEL, listenForNotices } from './notices.ts';
 
 /**
@@ -17,6 +18,7 @@ export class ProjectionProgress {
   constructor(
     private readonly database: Database,
     private readonly names: readonly string[] = PROJECTION_NAMES,
+    private readonly options: { onCannotListen?: (error: unknown) => void } = {},
   ) {}
 
   /** Starts listening; `waitFor` calls it too, so calling it first only moves the set-up cost. */
@@ -42,11 +44,7 @@ export class ProjectionProgress {
   }
 
   private async reload(): Promise<void> {
-    const rows = await this.database.db
-      .selectFrom('projection_checkpoints')
-      .select(['name', 'position'])
-      .where('name', 'in', this.names)
-      .execute();
+    const rows = await checkpointPositions(this.database, this.names);
     for (const { name, position } of rows) if (position !== null) this.advance(name, position);
   }
 
@@ -65,7 +63,10 @@ export class ProjectionProgress {
 
   /** Resolves true once every projection has projected `position`, false after `timeoutMs` without. */
   async waitFor(position: string, timeoutMs: number): Promise<boolean> {
-    await this.start();
+    await this.start().catch((error: unknown) => {
+      this.options.onCannotListen?.(error);
+      throw error;
+    });
     if (this.reached(position)) return true;
     return new Promise<boolean>((resolve) => {
       const settle = (result: boolean) => {

@@ -9,6 +9,13 @@ import {
   type ProjectedEvent,
   type Projector,
 } from './projector.ts';
+import {
+  lockCheckpoint,
+  markRebuildStarted,
+  recordRebuildFailure,
+  recordRebuildProgress,
+  recordSwapped,
+} from './checkpoints.ts';
 import { applyEvents } from './rows.ts';
 
 /** Events per replay transaction: large enough that a busy row is written once for many events. */
@@ -16,7 +23,20 @@ const REPLAY_BATCH = 20_000;
 
 export type RebuildProgress = (done: number, total: number) => void;
 
-/** The live side of a projection, as a rebuild running beside it needs it. */
+/**
+ * The live side of a projection, as a rebuild running beside it needs it (the daemon's `Lane`).
+ * The handshake between the live daemon and a rebuild:
+ * 1. The daemon moves `position` after each batch it commits; the rebuild reads it each time it picks
+ *    events, and replays into the fresh table only events up to it, so the two never overlap.
+ * 2. To swap, the rebuild calls `pause()`: the daemon finishes the batch in flight (which may move
+ *    `position` once more) and then holds every lane between two batches.
+ * 3. Held, the rebuild replays what is left up to `position`, swaps the fresh table in at that
+ *    checkpoint (one transaction that locks the checkpoint row and checks it did not move), and calls
+ *    the function `pause` returned: the daemon's next batch writes to the swapped-in table.
+ * 4. While it rebuilds, the daemon records its commits as state `rebuilding`; after it, a lane parked
+ *    at a failed event tries that event again at once (`rebuildLane`).
+ * A lane whose lead is lost aborts `signal`: the rebuild drops its fresh table and ends with Stopped.
+ */
 export interface LiveProjection {
   readonly database: Database;
   readonly store: EventStore;
@@ -164,11 +184,7 @@ export async function rebuildWhileLive(
     if (taken.length === 0) return;
     await db.transaction().execute(async (trx) => {
       await applyEvents(database, trx, lane.live.projector, lane.scratch, taken);
-      await trx
-        .updateTable('projection_checkpoints')
-        .set({ rebuild_done: lane.done + taken.length })
-        .where('name', '=', lane.live.projector.name)
-        .execute();
+      await recordRebuildProgress(trx, lane.live.projector.name, lane.done + taken.length);
     });
     lane.replayed = taken.at(-1)!.position;
     lane.done += taken.length;
@@ -181,11 +197,7 @@ export async function rebuildWhileLive(
     await sql`create table ${sql.table(lane.scratch)} (like ${sql.table(projector.table)} including all)`.execute(
       db,
     );
-    await db
-      .updateTable('projection_checkpoints')
-      .set({ state: 'rebuilding', rebuild_done: 0, rebuild_total: total })
-      .where('name', '=', projector.name)
-      .execute();
+    await markRebuildStarted(database, projector.name, total);
     lane.live.rebuildProgress(0, total);
   };
 
@@ -193,28 +205,11 @@ export async function rebuildWhileLive(
     const { live } = lane;
     const name = live.projector.name;
     await db.transaction().execute(async (trx) => {
-      const checkpoint = await trx
-        .selectFrom('projection_checkpoints')
-        .select('position')
-        .where('name', '=', name)
-        .forUpdate()
-        .executeTakeFirst();
-      if (!checkpoint || comparePositions(checkpoint.position, live.position) !== 0)
+      const checkpoint = await lockCheckpoint(trx, name);
+      if (checkpoint === undefined || comparePositions(checkpoint, live.position) !== 0)
         throw new LeadershipLost(`checkpoint of ${name} moved during its rebuild`);
       await swapTables(trx, live.projector.table, lane.scratch);
-      await trx
-        .updateTable('projection_checkpoints')
-        .set({
-          state: live.liveState(),
-          events_processed: lane.done,
-          rebuild_requested_at: null,
-          rebuild_done: lane.done,
-          rebuild_total: lane.done,
-          rebuilt_at: sql<Date>`clock_timestamp()`,
-          updated_at: sql<Date>`now()`,
-        })
-        .where('name', '=', name)
-        .execute();
+      await recordSwapped(trx, name, live.liveState(), lane.done);
     });
     live.rebuildProgress(lane.done, Math.max(total, lane.done));
     live.logger.info(
@@ -262,19 +257,8 @@ async function abandon(lane: Lane, error: unknown): Promise<void> {
   const db = database.db;
   await sql`drop table if exists ${sql.table(lane.scratch)}`.execute(db).catch(() => {});
   if (error instanceof Stopped || error instanceof LeadershipLost) return;
-  // Recorded, and the request dropped: retrying the same failure in a loop helps no one.
   const message = error instanceof Error ? error.message : String(error);
-  await db
-    .updateTable('projection_checkpoints')
-    .set({
-      state: lane.live.liveState(),
-      last_error: `rebuild failed: ${message}`,
-      rebuild_requested_at: null,
-      updated_at: sql<Date>`now()`,
-    })
-    .where('name', '=', projector.name)
-    .execute()
-    .catch(() => {});
+  await recordRebuildFailure(database, projector.name, lane.live.liveState(), message).catch(() => {});
   logger.error({ err: error }, 'rebuild failed');
 }
 

@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
 import type { Database } from '../src/db/database.ts';
 import type { Schema } from '../src/db/schema.ts';
 import {
@@ -11,10 +11,8 @@ import {
 } from './projector.ts';
 
 /**
- * Applies events to a projector's rows in `table` (its own, or a rebuild's copy): loads the rows they
- * touch, folds the events into them, and writes back the rows that changed. A projector that only
- * inserts skips the load: its rows go in as new, and one that exists already fails the batch.
- * `db` is the transaction on `database` that also moves the checkpoint.
+ * Applies events to a projector's rows in `table` (its own, or a rebuild's copy) within `db`, the
+ * transaction on `database` that also moves the checkpoint.
  */
 export async function applyEvents(
   database: Database,
@@ -23,28 +21,58 @@ export async function applyEvents(
   table: string,
   events: readonly ProjectedEvent[],
 ): Promise<void> {
+  const statement = await planRows(database, db, projector, table, events);
+  if (statement)
+    await statement.execute(db).catch((error: unknown) => Promise.reject(rowError(projector, error)));
+}
+
+/**
+ * The one statement that writes what `events` change in a projector's rows, or null when they change
+ * none: loads the rows they touch (through `db`), folds the events into them, and upserts the rows
+ * that changed. A projector that only inserts skips the load: its rows go in as new, and one that
+ * exists already fails the statement, as `evolve` would. With `guard`, the statement writes only
+ * where that condition holds (the daemon's: this projection's checkpoint moved in the same statement).
+ */
+export async function planRows(
+  database: Database,
+  db: Kysely<Schema>,
+  projector: Projector,
+  table: string,
+  events: readonly ProjectedEvent[],
+  guard?: RawBuilder<unknown>,
+): Promise<RawBuilder<unknown> | null> {
   if (projector.insertsOnly) {
     const rows = new Map<string, Row>();
     foldEvents(projector, events, rows);
-    await writeRows(database, db, projector, table, [...rows.values()], 'insert');
-    return;
+    return writeStatement(database, db, projector, table, [...rows.values()], 'insert', guard);
   }
   const keys = new Map<string, readonly string[]>();
   for (const event of events) {
     const key = projector.rowKey(event);
     if (key !== null) keys.set(keyString(key), key);
   }
-  if (keys.size === 0) return;
+  if (keys.size === 0) return null;
   const rows = await loadRows(db, projector, table, [...keys.values()]);
   const changed = foldEvents(projector, events, rows);
-  await writeRows(
+  return writeStatement(
     database,
     db,
     projector,
     table,
     [...changed].map((key) => rows.get(key)!),
     'upsert',
+    guard,
   );
+}
+
+/** What a failed row statement means: a duplicate row of an insert-only projector is its event's fault. */
+export function rowError(projector: Projector, error: unknown): unknown {
+  if (projector.insertsOnly && isUniqueViolation(error)) {
+    return new UnprojectableEvent(
+      `${projector.name}: a row with the same key exists already (${(error as { detail?: string }).detail ?? error.message})`,
+    );
+  }
+  return error;
 }
 
 // Keys go in as one text array per key column: a long `(a, b) in (…)` list overflows PGlite's stack.
@@ -140,15 +168,16 @@ function arrayLiteral(items: readonly (string | null)[]): string {
 // One text array per column of the table (a column the row lacks is NULL), each cast to its type in
 // the server: one statement per batch whatever its size, and the cheapest way in short of COPY (a
 // JSON document of rows costs the server about four times as much per row).
-async function writeRows(
+async function writeStatement(
   database: Database,
   db: Kysely<Schema>,
   projector: Projector,
   table: string,
   rows: readonly Row[],
   mode: 'insert' | 'upsert',
-): Promise<void> {
-  if (rows.length === 0) return;
+  guard: RawBuilder<unknown> | undefined,
+): Promise<RawBuilder<unknown> | null> {
+  if (rows.length === 0) return null;
   const columns = await columnsOf(database, db, table);
   const names = sql.join(columns.map((column) => sql.ref(column.name)));
   const arrays = sql.join(
@@ -166,29 +195,10 @@ async function writeRows(
     mode === 'upsert'
       ? sql`on conflict (${sql.join(projector.keyColumns.map((column) => sql.ref(column)))}) do update set ${sql.join(updates)}`
       : sql``;
-  try {
-    await sql`insert into ${sql.table(table)} (${names}) select ${casts} from unnest(${arrays}) as u(${names}) ${conflict}`.execute(
-      db,
-    );
-  } catch (error) {
-    if (mode === 'insert' && isUniqueViolation(error)) {
-      throw new UnprojectableEvent(
-        `${projector.name}: a row with the same key exists already (${(error as { detail?: string }).detail ?? error.message})`,
-      );
-    }
-    throw error;
-  }
+  const where = guard ? sql`where ${guard}` : sql``;
+  return sql`insert into ${sql.table(table)} (${names}) select ${casts} from unnest(${arrays}) as u(${names}) ${where} ${conflict}`;
 }
 
 function isUniqueViolation(error: unknown): error is Error {
   return error instanceof Error && (error as { code?: unknown }).code === '23505';
-}
-
-/** Creates the checkpoint row of a projection if it has none yet. */
-export async function ensureCheckpoint(db: Kysely<Schema>, name: string): Promise<void> {
-  await db
-    .insertInto('projection_checkpoints')
-    .values({ name })
-    .onConflict((conflict) => conflict.column('name').doNothing())
-    .execute();
 }

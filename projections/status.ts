@@ -4,8 +4,8 @@ import type { EventStore } from '../src/eventstore/port.ts';
 import { PROJECTION_NAMES, PROJECTORS } from './catalog.ts';
 import { REBUILD_CHANNEL, announce } from './notices.ts';
 import { INCIDENT_STREAM_PREFIX } from './projector.ts';
-import { ensureCheckpoint } from './rows.ts';
-import { localRole, lockName } from './runner.ts';
+import { checkpointRows, markRebuildRequested } from './checkpoints.ts';
+import { localRole, lockName } from './leadership.ts';
 
 /** Lag is counted by reading the events behind the slowest checkpoint, at most this many. */
 export const LAG_COUNT_LIMIT = 10_000;
@@ -37,26 +37,15 @@ export interface ProjectionStatus {
 /** Asks the leader of `name` (in whichever process) to rebuild it; false for an unknown projection. */
 export async function requestRebuild(database: Database, name: string): Promise<boolean> {
   if (!PROJECTORS.has(name)) return false;
-  const db = database.db;
-  await ensureCheckpoint(db, name);
-  // clock_timestamp, not now(): the swap stamps rebuilt_at the same way, so the two compare.
-  await db
-    .updateTable('projection_checkpoints')
-    .set({ rebuild_requested_at: sql<Date>`clock_timestamp()` })
-    .where('name', '=', name)
-    .execute();
-  await sql`select pg_notify(${REBUILD_CHANNEL}, ${name})`.execute(db);
+  await markRebuildRequested(database.db, name);
+  await sql`select pg_notify(${REBUILD_CHANNEL}, ${name})`.execute(database.db);
   announce(database, REBUILD_CHANNEL, name);
   return true;
 }
 
 /** Every projection's checkpoint, lag, state and last error. */
 export async function projectionStatus(database: Database, store: EventStore): Promise<ProjectionStatus[]> {
-  const rows = await database.db
-    .selectFrom('projection_checkpoints')
-    .selectAll()
-    .where('name', 'in', PROJECTION_NAMES)
-    .execute();
+  const rows = await checkpointRows(database, PROJECTION_NAMES);
   const byName = new Map(rows.map((row) => [row.name, row]));
   const now = Date.now();
   return Promise.all(

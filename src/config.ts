@@ -45,6 +45,7 @@ const Environment = z.object({
     z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   ),
   CONSISTENCY_TIMEOUT_MS: integer(5000, 0, 600_000),
+  DATABASE_POOL_SIZE: integer(20, 1, 1000),
   RATE_LIMIT_PER_MINUTE: integer(6000, 1, Number.MAX_SAFE_INTEGER),
   /** `true` lets webhooks reach loopback/private addresses and plain http (tests, on-premises receivers). */
   WEBHOOK_ALLOW_PRIVATE: z.preprocess(blankAsUndefined, z.enum(['true', 'false']).default('false')),
@@ -74,6 +75,8 @@ export interface Config {
   cursorSecret: Buffer;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   consistencyTimeoutMs: number;
+  /** Pooled PostgreSQL connections per process (besides its one LISTEN and one lock session). */
+  databasePoolSize: number;
   rateLimitPerMinute: number;
   webhooks: { allowPrivate: boolean; secretKey?: string };
 }
@@ -118,6 +121,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
     cursorSecret: cursorKey(e.CURSOR_SECRET, secret),
     logLevel: e.LOG_LEVEL,
     consistencyTimeoutMs: e.CONSISTENCY_TIMEOUT_MS,
+    databasePoolSize: e.DATABASE_POOL_SIZE,
     rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
     webhooks: {
       allowPrivate: e.WEBHOOK_ALLOW_PRIVATE === 'true',

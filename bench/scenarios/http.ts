@@ -1,9 +1,12 @@
 import autocannon from 'autocannon';
 import { signToken } from '../../src/http/tokens.ts';
-import type { BenchRow } from '../lib.ts';
+import pg from 'pg';
+import { scratchDatabase, type BenchRow } from '../lib.ts';
 import { startChild } from '../service.ts';
 
 const CONNECTIONS = 50;
+/** Writes per second of the paced runs. */
+const PACE = 100;
 const SECRET = 'bench-secret-bench-secret-bench-secret';
 const ORG = 'bench';
 
@@ -22,30 +25,61 @@ interface Load {
   p99: number;
   non2xx: number;
   errors: number;
+  /** Every answer that was not 2xx, by `<status> <problem code>`. */
+  refused: Map<string, number>;
 }
 
-async function load(options: autocannon.Options): Promise<Load> {
-  const result = await autocannon({ connections: CONNECTIONS, ...options });
+/** Runs one load; with `warmUp`, a first unmeasured run of that many seconds. */
+async function load(options: autocannon.Options, warmUp = 2): Promise<Load> {
+  if (warmUp > 0) await autocannon({ connections: CONNECTIONS, ...options, duration: warmUp });
+  const refused = new Map<string, number>();
+  const count: autocannon.Request['onResponse'] = (status, body) => {
+    if (status >= 200 && status < 300) return;
+    let code = '';
+    try {
+      code = String((JSON.parse(body) as { code?: unknown }).code ?? '');
+    } catch {
+      // Not a problem document: counted by status alone.
+    }
+    const key = `${status} ${code}`.trim();
+    refused.set(key, (refused.get(key) ?? 0) + 1);
+  };
+  const requests: autocannon.Request[] = options.requests
+    ? options.requests.map((request) => ({ ...request, onResponse: count }))
+    : [{ method: options.method, headers: options.headers, body: options.body, onResponse: count }];
+  const result = await autocannon({ connections: CONNECTIONS, ...options, requests });
   return {
     rps: result.requests.average,
     p50: result.latency.p50,
     p99: result.latency.p99,
     non2xx: result.non2xx,
     errors: result.errors + result.timeouts,
+    refused,
   };
 }
 
-function rows(metric: string, measured: Load, baseline: Load): BenchRow[] {
+function refusals(measured: Load): string {
+  const counted = [...measured.refused].map(([key, n]) => `${n}× ${key}`).join(', ');
+  return measured.non2xx + measured.errors > 0
+    ? ` (${measured.non2xx} non-2xx${counted ? `: ${counted}` : ''}, ${measured.errors} errors)`
+    : ' (0 non-2xx)';
+}
+
+function rows(
+  metric: string,
+  measured: Load,
+  baseline: Load,
+  targets: { rps: string; p99: string },
+): BenchRow[] {
   const label = 'bare Fastify + 1 INSERT';
-  const note =
-    measured.non2xx + measured.errors > 0 ? ` (${measured.non2xx} non-2xx, ${measured.errors} errors)` : '';
   return [
     {
       scenario: 'HTTP, 50 connections',
-      metric: `${metric}: throughput${note}`,
+      metric: `${metric}: throughput${refusals(measured)}`,
       value: measured.rps,
       unit: 'req/s',
       baseline: { label, value: baseline.rps },
+      target: targets.rps,
     },
     {
       scenario: 'HTTP, 50 connections',
@@ -60,8 +94,46 @@ function rows(metric: string, measured: Load, baseline: Load): BenchRow[] {
       value: measured.p99,
       unit: 'ms',
       baseline: { label, value: baseline.p99 },
+      target: targets.p99,
     },
   ];
+}
+
+/** Latency rows of a paced run, beside the bare route paced the same way (the targets are absolute). */
+function pacedRows(metric: string, measured: Load, baseline: Load): BenchRow[] {
+  const label = 'bare Fastify + 1 INSERT, same pace';
+  return [
+    {
+      scenario: 'HTTP, paced 100 writes/s',
+      metric: `${metric}: p50 latency, target < 15 ms${refusals(measured)}`,
+      value: measured.p50,
+      unit: 'ms',
+      baseline: { label, value: baseline.p50 },
+    },
+    {
+      scenario: 'HTTP, paced 100 writes/s',
+      metric: `${metric}: p99 latency, target < 50 ms`,
+      value: measured.p99,
+      unit: 'ms',
+      baseline: { label, value: baseline.p99 },
+    },
+  ];
+}
+
+/** A transaction with an id left open in another database of the same server, until `release`. */
+async function holdTransactionElsewhere(url: string): Promise<{ release(): Promise<void> }> {
+  const other = await scratchDatabase(url);
+  const client = new pg.Client({ connectionString: other.url });
+  await client.connect();
+  await client.query('begin');
+  await client.query('create table squatter (id int)');
+  return {
+    async release() {
+      await client.query('rollback').catch(() => {});
+      await client.end().catch(() => {});
+      await other.drop();
+    },
+  };
 }
 
 /** Command throughput and latency over real HTTP, beside a bare Fastify route doing one INSERT; then RSS over a soak. */
@@ -72,14 +144,16 @@ export async function httpCommands(url: string, seconds: number, soakSeconds: nu
     '/health',
   );
   let baseline: Load;
+  let pacedBaseline: Load;
+  const bareInsert = {
+    url: `${bare.url}/insert`,
+    method: 'POST' as const,
+    headers: { 'content-type': 'application/json' },
+    body: createBody,
+  };
   try {
-    baseline = await load({
-      url: `${bare.url}/insert`,
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: createBody,
-      duration: seconds,
-    });
+    baseline = await load({ ...bareInsert, duration: seconds });
+    pacedBaseline = await load({ ...bareInsert, duration: seconds, connections: 10, overallRate: PACE });
   } finally {
     await bare.stop();
   }
@@ -104,6 +178,15 @@ export async function httpCommands(url: string, seconds: number, soakSeconds: nu
     const headers = { 'content-type': 'application/json', authorization: `Bearer ${token}` };
     const base = `${its.url}/api/orgs/${ORG}/incidents`;
     const creates = await load({ url: base, method: 'POST', headers, body: createBody, duration: seconds });
+    const paced = { url: base, method: 'POST' as const, headers, body: createBody, duration: seconds };
+    const pacedCreates = await load({ ...paced, connections: 10, overallRate: PACE });
+    const held = await holdTransactionElsewhere(url);
+    let pacedHeld: Load;
+    try {
+      pacedHeld = await load({ ...paced, connections: 10, overallRate: PACE });
+    } finally {
+      await held.release();
+    }
 
     const incidents: string[] = [];
     for (let i = 0; i < 200; i++) {
@@ -144,11 +227,13 @@ export async function httpCommands(url: string, seconds: number, soakSeconds: nu
     const mix = await load({ url: its.url, requests: mixed, duration: seconds });
 
     const rssWarm = await its.rssBytes();
-    await load({ url: its.url, requests: mixed, duration: soakSeconds, connections: 20 });
+    await load({ url: its.url, requests: mixed, duration: soakSeconds, connections: 20 }, 0);
     const rssAfter = await its.rssBytes();
     return [
-      ...rows('POST …/incidents (read-your-writes)', creates, baseline),
-      ...rows('mixed status/note/signal (read-your-writes)', mix, baseline),
+      ...rows('POST …/incidents (read-your-writes)', creates, baseline, { rps: '>= 0.4', p99: '<= 3' }),
+      ...rows('mixed status/note/signal (read-your-writes)', mix, baseline, { rps: '>= 0.35', p99: '<= 3' }),
+      ...pacedRows('POST …/incidents (read-your-writes)', pacedCreates, pacedBaseline),
+      ...pacedRows('the same, a transaction held open in another database', pacedHeld, pacedBaseline),
       {
         scenario: 'memory',
         metric: `service RSS after a ${soakSeconds} s load`,

@@ -1,6 +1,11 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { ProjectionProgress, projectionStatus, startProjectionWorkers } from '../../projections/index.ts';
+import {
+  ProjectionProgress,
+  projectionStatus,
+  startProjectionWorkers,
+  type ProjectionWorkers,
+} from '../../projections/index.ts';
 import { AlertGroupCommands } from '../commands/alert-groups.ts';
 import { requireChainedAppends } from '../audit/append.ts';
 import { IncidentCommands } from '../commands/index.ts';
@@ -25,6 +30,8 @@ export interface Runtime {
   metrics: ServiceMetrics;
   /** Outbound webhooks: endpoints, deliveries, and (with workers) the delivery worker. */
   webhooks: Webhooks;
+  /** The projection daemon of this process (null with `workers: false`): `onCommitted` feeds live consumers. */
+  projections: ProjectionWorkers | null;
   /** Stops the projection workers at a checkpoint, then closes the store and the database it opened. */
   close(): Promise<void>;
 }
@@ -46,7 +53,7 @@ export interface OpenRuntimeOptions {
 /** The database the config names: a PostgreSQL server, or embedded PGlite under DATA_DIR. */
 export async function openConfiguredDatabase(config: Config): Promise<Database> {
   return config.databaseUrl
-    ? openPostgres(config.databaseUrl)
+    ? openPostgres(config.databaseUrl, { poolSize: config.databasePoolSize })
     : openPGlite(path.resolve(config.dataDir, 'pglite'));
 }
 
@@ -72,7 +79,12 @@ export async function openRuntime(config: Config, options: OpenRuntimeOptions = 
     const alertGroups = new AlertGroupCommands({ store, commands });
     metrics.setProjectionLagSource(async () => projectionStatus(database, store));
 
-    const progress = new ProjectionProgress(database);
+    const progress = new ProjectionProgress(database, undefined, {
+      onCannotListen(error) {
+        metrics.readYourWritesUnconfirmed('cannot_listen');
+        options.logger?.warn({ err: error }, 'cannot listen for projection progress: writes answer 202');
+      },
+    });
     closing.unshift(() => progress.stop());
     const webhooks = openWebhooks({
       config,
@@ -83,13 +95,14 @@ export async function openRuntime(config: Config, options: OpenRuntimeOptions = 
       tuning: options.webhooks,
     });
     closing.unshift(() => webhooks.stop());
+    let projections: ProjectionWorkers | null = null;
     if (options.workers !== false) {
       webhooks.startWorker();
-      const workers = startProjectionWorkers({
+      const workers = (projections = startProjectionWorkers({
         database,
         store,
         ...(options.logger ? { logger: options.logger } : {}),
-      });
+      }));
       // Stopped first: each worker finishes the batch it is committing, at a checkpoint.
       closing.unshift(() => workers.stop());
     }
@@ -104,6 +117,7 @@ export async function openRuntime(config: Config, options: OpenRuntimeOptions = 
       progress,
       metrics,
       webhooks,
+      projections,
       close() {
         closed ??= (async () => {
           for (const step of closing)

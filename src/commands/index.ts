@@ -17,6 +17,7 @@ import {
 } from '../domain/incident/index.ts';
 import { incidentStreamName, newIncidentId } from '../domain/streams.ts';
 import { WrongExpectedVersion, type EventStore, type EventToAppend } from '../eventstore/port.ts';
+import { StreamCache, type CachedStream } from './stream-cache.ts';
 
 export type ActorType = 'USER' | 'SYSTEM' | 'INTEGRATION';
 
@@ -101,8 +102,15 @@ interface Loaded {
   position: string | null;
   /** Ids of the events read past the snapshot, to recognise a command that already landed. */
   landed: Map<string, { version: number; position: string }>;
-  /** The last event's version and hash: what the next events chain onto (src/audit). */
-  head: ChainHead;
+  /** The version of the snapshot it was folded from (-1 for none). */
+  snapshotVersion: number;
+  /** The stream's last event (its metadata included); undefined for a stream that does not exist. */
+  last?: CachedStream['last'];
+  /**
+   * `read`: from the store. `cached`: this process's last view of it. `new`: assumed not to exist
+   * (a create). The last two are guesses the append's expected version checks.
+   */
+  source: 'read' | 'cached' | 'new';
 }
 
 /** Bump when IncidentState changes shape: older snapshots are then ignored. */
@@ -116,6 +124,8 @@ export interface IncidentCommandsOptions {
   snapshotEvery?: number;
   maxRetries?: number;
   clock?: () => Date;
+  /** How many incidents to keep in memory between writes (default 10,000; 0 turns the cache off). */
+  cachedStreams?: number;
 }
 
 /** Load → decide → append, with retries on lost races, idempotency keys and snapshots. */
@@ -126,6 +136,7 @@ export class IncidentCommands {
   private readonly snapshotEvery: number;
   private readonly maxRetries: number;
   private readonly clock: () => Date;
+  private readonly cache: StreamCache;
 
   constructor(options: IncidentCommandsOptions) {
     this.store = options.store;
@@ -134,6 +145,7 @@ export class IncidentCommands {
     this.snapshotEvery = options.snapshotEvery ?? 100;
     this.maxRetries = options.maxRetries ?? 10;
     this.clock = options.clock ?? (() => new Date());
+    this.cache = new StreamCache(options.cachedStreams ?? 10_000);
   }
 
   async execute(ctx: CommandContext, incidentId: string | null, input: CommandInput): Promise<CommandResult> {
@@ -237,7 +249,8 @@ export class IncidentCommands {
       if (row.response) return { ...(row.response as CommandResult), replayed: true, outcome: 'ok' };
       reserved = row.reservation as Plan;
     }
-    const result = await this.run(ctx, reserved);
+    // A stored plan may have landed already: only a read of the stream can tell.
+    const result = await this.run(ctx, reserved, reserved !== candidate);
     const stored: CommandResult = { ...withoutOutcome(result), replayed: false };
     await db
       .updateTable('idempotency_keys')
@@ -248,19 +261,41 @@ export class IncidentCommands {
     return result;
   }
 
-  private async run(ctx: CommandContext, plan: Plan): Promise<CommandResult & { outcome: 'ok' | 'noop' }> {
+  /**
+   * Load → decide → append, again on a lost race. A create assumes its new stream does not exist and
+   * other writes start from this process's cached view: the append's expected version checks either
+   * guess, and any answer other than an append (a no-op, a refusal) is decided again on a fresh read.
+   */
+  private async run(
+    ctx: CommandContext,
+    plan: Plan,
+    mustRead = false,
+  ): Promise<CommandResult & { outcome: 'ok' | 'noop' }> {
     const streamName = incidentStreamName(ctx.orgId, plan.incidentId);
+    let fresh = mustRead;
     for (let attempt = 0; ; attempt++) {
-      const loaded = await this.load(streamName);
-      const done = loaded.landed.get(plan.eventId);
-      if (done) return { ...this.result(plan, done.version, done.position), outcome: 'ok' };
-      if (loaded.state === initialState && !createsIncident(plan.command))
-        throw new IncidentNotFound(plan.incidentId);
-      if (ctx.ifMatch !== undefined && ctx.ifMatch !== loaded.version)
-        throw new VersionConflict(ctx.ifMatch, loaded.version);
-
-      const events = decide(plan.command, loaded.state);
+      const loaded = await this.loadFor(streamName, plan, fresh);
+      let events: IncidentEvent[];
+      try {
+        const done = loaded.landed.get(plan.eventId);
+        if (done) return { ...this.result(plan, done.version, done.position), outcome: 'ok' };
+        if (loaded.state === initialState && !createsIncident(plan.command))
+          throw new IncidentNotFound(plan.incidentId);
+        if (ctx.ifMatch !== undefined && ctx.ifMatch !== loaded.version)
+          throw new VersionConflict(ctx.ifMatch, loaded.version);
+        events = decide(plan.command, loaded.state);
+      } catch (error) {
+        if (loaded.source === 'read') throw error;
+        fresh = true;
+        attempt--;
+        continue;
+      }
       if (events.length === 0) {
+        if (loaded.source !== 'read') {
+          fresh = true;
+          attempt--;
+          continue;
+        }
         return {
           incidentId: plan.incidentId,
           version: loaded.version,
@@ -270,18 +305,24 @@ export class IncidentCommands {
         };
       }
       const started = performance.now();
+      const envelopes = events.map((event, index) => this.envelope(ctx, plan, event, index));
       try {
-        const appended = await appendChained(
-          this.store,
-          streamName,
-          loaded.head,
-          events.map((event, index) => this.envelope(ctx, plan, event, index)),
-        );
+        const appended = await appendChained(this.store, streamName, chainHead(loaded), envelopes);
         this.metrics?.appendDuration((performance.now() - started) / 1000);
-        await this.maybeSnapshot(streamName, loaded, events, appended);
+        const { head } = appended;
+        if (head) await this.remember(streamName, loaded, events, envelopes.at(-1)!, { ...appended, head });
+        else this.cache.delete(streamName); // an earlier landing of these ids: only a read knows its hashes
         return { ...this.result(plan, appended.version, appended.position), outcome: 'ok' };
       } catch (error) {
+        // Whatever the cache said is in doubt now.
+        this.cache.delete(streamName);
         if (!(error instanceof WrongExpectedVersion)) throw error;
+        fresh = true;
+        // A guess that was wrong is no lost race: decide again on a read, at once.
+        if (loaded.source !== 'read' && ctx.ifMatch === undefined) {
+          attempt--;
+          continue;
+        }
         if (ctx.ifMatch !== undefined) {
           throw new VersionConflict(ctx.ifMatch, error.actual === 'no_stream' ? -1 : error.actual);
         }
@@ -291,6 +332,23 @@ export class IncidentCommands {
         await conflictBackoff(attempt);
       }
     }
+  }
+
+  /** The stream as the next decision starts from: assumed new for a create, cached, or read. */
+  private async loadFor(streamName: string, plan: Plan, fresh: boolean): Promise<Loaded> {
+    if (!fresh && plan.command.type === 'CreateIncident') {
+      return {
+        state: initialState,
+        version: -1,
+        position: null,
+        landed: new Map(),
+        snapshotVersion: -1,
+        source: 'new',
+      };
+    }
+    const cached = fresh ? undefined : this.cache.get(streamName);
+    if (cached) return { ...cached, landed: new Map(), source: 'cached' };
+    return this.load(streamName);
   }
 
   private result(plan: Plan, version: number, position: string): CommandResult {
@@ -331,14 +389,15 @@ export class IncidentCommands {
       .where('schema_version', '=', SNAPSHOT_SCHEMA_VERSION)
       .executeTakeFirst();
     let state = snapshot ? (snapshot.state as IncidentState) : initialState;
-    let version = snapshot ? Number(snapshot.version) : -1;
+    const snapshotVersion = snapshot ? Number(snapshot.version) : -1;
+    let version = snapshotVersion;
     let position = snapshot?.position ?? null;
+    let last: Loaded['last'];
     const landed = new Map<string, { version: number; position: string }>();
-    let head: ChainHead = { version, hash: null };
-    // From the snapshot's own event, not the one after it: its hash is what the next event chains onto.
+    // From the snapshot's own event (folded in it already), so the last event is known either way.
     for (const recorded of await this.store.readStream(streamName, { fromVersion: Math.max(0, version) })) {
-      head = { version: recorded.version, hash: storedHash(recorded) };
-      if (recorded.version <= version) continue;
+      last = { eventId: recorded.eventId, type: recorded.type, metadata: recorded.metadata };
+      if (recorded.version <= snapshotVersion) continue;
       state = evolve(
         state,
         parseEvent(recorded.type, recorded.data, Number(recorded.metadata.schemaVersion ?? 1)),
@@ -347,18 +406,40 @@ export class IncidentCommands {
       position = recorded.position;
       landed.set(recorded.eventId, { version, position });
     }
-    return { state, version, position, landed, head };
+    return { state, version, position, landed, snapshotVersion, ...(last ? { last } : {}), source: 'read' };
   }
 
-  private async maybeSnapshot(
+  /** Keeps the stream as the append left it for the next write, and snapshots it when one is due. */
+  private async remember(
     streamName: string,
     loaded: Loaded,
     events: IncidentEvent[],
-    appended: { version: number; position: string },
+    last: EventToAppend,
+    appended: { version: number; position: string; head: ChainHead },
   ): Promise<void> {
-    const sinceSnapshot = appended.version - (loaded.version - loaded.landed.size);
-    if (sinceSnapshot < this.snapshotEvery) return;
     const state = events.reduce(evolve, loaded.state);
+    let snapshotVersion = loaded.snapshotVersion;
+    if (appended.version - snapshotVersion >= this.snapshotEvery) {
+      if (await this.snapshot(streamName, state, appended)) snapshotVersion = appended.version;
+    }
+    this.cache.set(streamName, {
+      state,
+      version: appended.version,
+      position: appended.position,
+      snapshotVersion,
+      last: {
+        eventId: last.eventId,
+        type: last.type,
+        metadata: { ...last.metadata, hash: appended.head.hash },
+      },
+    });
+  }
+
+  private async snapshot(
+    streamName: string,
+    state: IncidentState,
+    appended: { version: number; position: string },
+  ): Promise<boolean> {
     const row = {
       stream_name: streamName,
       version: appended.version,
@@ -367,13 +448,21 @@ export class IncidentCommands {
       state: JSON.stringify(state),
     };
     // A snapshot is only a cache: failing to write one must not fail the command that already landed.
-    await this.database.db
+    return this.database.db
       .insertInto('incident_snapshots')
       .values(row)
       .onConflict((conflict) => conflict.column('stream_name').doUpdateSet(row))
       .execute()
-      .catch(() => {});
+      .then(
+        () => true,
+        () => false,
+      );
   }
+}
+
+/** What the next events chain onto: the stream's last event as this decision saw it (src/audit). */
+function chainHead(loaded: Loaded): ChainHead {
+  return { version: loaded.version, hash: loaded.last ? storedHash(loaded.last) : null };
 }
 
 /** The wait after a lost race: jittered, so racing writers do not collide again in lockstep. */

@@ -18,6 +18,11 @@ export interface SessionLock {
 export interface Database {
   readonly kind: 'postgres' | 'pglite';
   readonly db: Kysely<Schema>;
+  /**
+   * For the projection daemon and event subscriptions: on a server, a pool of two connections of its
+   * own, so they never queue behind requests for the main pool; on PGlite, `db` itself.
+   */
+  readonly background: Kysely<Schema>;
   /** Calls `onNotify` for every NOTIFY on `channel`, and with null after a reconnect (notifications may have been missed). */
   listen(channel: string, onNotify: (payload: string | null) => void): Promise<() => Promise<void>>;
   /** Takes the named session-level advisory lock if it is free; null if another session holds it. */
@@ -32,6 +37,9 @@ export interface PostgresOptions {
   /** Cancel any statement running longer than this (ms). */
   statementTimeoutMs?: number;
 }
+
+/** Connections of `background`: the daemon's commit and the subscription's next read, at once. */
+export const BACKGROUND_POOL_SIZE = 2;
 
 // int8 (counts, sequences) arrive as strings from pg; numeric stays a string (it can exceed 2^53).
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => value);
@@ -52,100 +60,217 @@ export function openPostgres(connectionString: string, options: PostgresOptions 
   // during a query is an uncaught exception. The failed query still rejects to its caller.
   pool.on('connect', (client) => client.on('error', () => {}));
   const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
-  const sessions = new Set<pg.Client>();
+  const backgroundPool = new pg.Pool({
+    connectionString,
+    max: BACKGROUND_POOL_SIZE,
+    connectionTimeoutMillis: connectTimeoutMs,
+    statement_timeout: options.statementTimeoutMs ?? 30_000,
+    idleTimeoutMillis: 30_000,
+  });
+  backgroundPool.on('error', () => {});
+  backgroundPool.on('connect', (client) => client.on('error', () => {}));
+  const background = new Kysely<Schema>({ dialect: new PostgresDialect({ pool: backgroundPool }) });
   const newSession = async (): Promise<pg.Client> => {
     const client = new pg.Client({ connectionString, connectionTimeoutMillis: connectTimeoutMs });
     client.on('error', () => {});
     await client.connect();
-    sessions.add(client);
-    client.on('end', () => sessions.delete(client));
     return client;
   };
+  const listener = new SharedListener(newSession);
+  const locks = new LockSession(newSession);
 
   return {
     kind: 'postgres',
     db,
-    async listen(channel, onNotify) {
-      const listener = new ReconnectingListener(newSession, channel, onNotify);
-      await listener.start();
-      return () => listener.stop();
-    },
-    async tryLock(name) {
-      const client = await newSession();
-      const { rows } = await client.query<{ locked: boolean }>(
-        'select pg_try_advisory_lock(hashtextextended($1, 0)) as locked',
-        [name],
-      );
-      if (!rows[0]?.locked) {
-        await client.end();
-        return null;
-      }
-      const lost = new Promise<void>((resolve) => {
-        client.on('end', resolve);
-        client.on('error', () => resolve());
-      });
-      return {
-        lost,
-        release: async () => {
-          await client.end().catch(() => {});
-        },
-      };
-    },
+    background,
+    listen: (channel, onNotify) => listener.listen(channel, onNotify),
+    tryLock: (name) => locks.tryLock(name),
     async close() {
-      await Promise.all([...sessions].map((client) => client.end().catch(() => {})));
-      await db.destroy();
+      await Promise.all([listener.close(), locks.close()]);
+      await Promise.all([db.destroy(), background.destroy()]);
     },
   };
 }
 
-/** LISTEN on a dedicated connection that comes back by itself after the server restarts. */
-class ReconnectingListener {
-  private client: pg.Client | null = null;
-  private stopped = false;
+/**
+ * The one session of a process that LISTENs, on every channel anyone listens to; it comes back by
+ * itself after the server restarts, and then tells every listener (with null) that notifications
+ * may have been missed.
+ */
+class SharedListener {
+  private client: Promise<pg.Client> | null = null;
+  private readonly queries = new QueryQueue();
+  private readonly handlers = new Map<string, Set<(payload: string | null) => void>>();
   private retry: NodeJS.Timeout | null = null;
+  private closed = false;
 
-  constructor(
-    private readonly connect: () => Promise<pg.Client>,
-    private readonly channel: string,
-    private readonly onNotify: (payload: string | null) => void,
-  ) {}
+  constructor(private readonly connect: () => Promise<pg.Client>) {}
 
-  async start(): Promise<void> {
-    await this.open();
+  async listen(channel: string, onNotify: (payload: string | null) => void): Promise<() => Promise<void>> {
+    const client = await this.session();
+    let handlers = this.handlers.get(channel);
+    if (!handlers) {
+      this.handlers.set(channel, (handlers = new Set()));
+      try {
+        await this.queries.run(client, `listen ${pg.escapeIdentifier(channel)}`);
+      } catch (error) {
+        this.handlers.delete(channel);
+        throw error;
+      }
+    }
+    handlers.add(onNotify);
+    return async () => {
+      const current = this.handlers.get(channel);
+      if (!current?.delete(onNotify) || current.size > 0) return;
+      this.handlers.delete(channel);
+      const session = await this.client?.catch(() => null);
+      if (session)
+        await this.queries.run(session, `unlisten ${pg.escapeIdentifier(channel)}`).catch(() => {});
+    };
   }
 
-  private async open(): Promise<void> {
+  private session(): Promise<pg.Client> {
+    if (this.closed) return Promise.reject(new Error('Connection terminated: the database is closed'));
+    this.client ??= this.open().catch((error: unknown) => {
+      this.client = null;
+      throw error;
+    });
+    return this.client;
+  }
+
+  private async open(): Promise<pg.Client> {
     const client = await this.connect();
     client.on('notification', (message) => {
-      if (message.channel === this.channel) this.onNotify(message.payload ?? '');
+      for (const handler of this.handlers.get(message.channel) ?? []) handler(message.payload ?? '');
     });
     const reopen = () => this.scheduleReopen(client);
     client.on('error', reopen);
     client.on('end', reopen);
-    await client.query(`listen ${pg.escapeIdentifier(this.channel)}`);
-    this.client = client;
+    for (const channel of this.handlers.keys())
+      await this.queries.run(client, `listen ${pg.escapeIdentifier(channel)}`);
+    return client;
   }
 
   private scheduleReopen(failed: pg.Client, delayMs = 200): void {
-    if (this.stopped || this.client !== failed || this.retry) return;
-    this.client = null;
-    this.retry = setTimeout(() => {
-      this.retry = null;
-      this.open()
-        .then(() => this.onNotify(null))
-        .catch(() => {
-          this.client = failed;
-          this.scheduleReopen(failed, Math.min(delayMs * 2, 5000));
-        });
-    }, delayMs);
-    this.retry.unref();
+    if (this.closed || this.retry) return;
+    void this.client?.then(
+      (current) => {
+        if (current !== failed || this.retry) return;
+        this.client = null;
+        this.retry = setTimeout(() => {
+          this.retry = null;
+          this.session()
+            .then(() => {
+              for (const handlers of this.handlers.values()) for (const handler of handlers) handler(null);
+            })
+            .catch(() => {
+              this.client = Promise.resolve(failed);
+              this.scheduleReopen(failed, Math.min(delayMs * 2, 5000));
+            });
+        }, delayMs);
+        this.retry.unref();
+      },
+      () => {},
+    );
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
+  async close(): Promise<void> {
+    this.closed = true;
     if (this.retry) clearTimeout(this.retry);
-    await this.client?.end().catch(() => {});
+    const client = await this.client?.catch(() => null);
     this.client = null;
+    await client?.end().catch(() => {});
+  }
+}
+
+/**
+ * The one session of a process that holds its session-level advisory locks (one per projection it
+ * leads). A lock this process holds already is not taken twice (PostgreSQL's are re-entrant within
+ * a session); when the session ends, every lock on it is lost.
+ */
+class LockSession {
+  private client: Promise<pg.Client> | null = null;
+  private readonly queries = new QueryQueue();
+  private readonly held = new Map<string, () => void>();
+  private closed = false;
+
+  constructor(private readonly connect: () => Promise<pg.Client>) {}
+
+  private session(): Promise<pg.Client> {
+    if (this.closed) return Promise.reject(new Error('Connection terminated: the database is closed'));
+    this.client ??= this.connect().then(
+      (client) => {
+        const lost = () => {
+          if (this.client === session) this.client = null;
+          for (const markLost of [...this.held.values()]) markLost();
+          this.held.clear();
+        };
+        client.on('end', lost);
+        client.on('error', lost);
+        return client;
+      },
+      (error: unknown) => {
+        this.client = null;
+        throw error;
+      },
+    );
+    const session = this.client;
+    return session;
+  }
+
+  async tryLock(name: string): Promise<SessionLock | null> {
+    if (this.held.has(name)) return null;
+    const client = await this.session();
+    // Claimed before the round trip, so two callers in this process never both take it.
+    if (this.held.has(name)) return null;
+    let markLost!: () => void;
+    const lost = new Promise<void>((resolve) => (markLost = resolve));
+    this.held.set(name, markLost);
+    let locked = false;
+    try {
+      const { rows } = await this.queries.run<{ locked: boolean }>(
+        client,
+        'select pg_try_advisory_lock(hashtextextended($1, 0)) as locked',
+        [name],
+      );
+      locked = rows[0]?.locked === true;
+    } finally {
+      if (!locked && this.held.get(name) === markLost) this.held.delete(name);
+    }
+    if (!locked) return null;
+    return {
+      lost,
+      release: async () => {
+        if (this.held.get(name) !== markLost) return;
+        this.held.delete(name);
+        await this.queries
+          .run(client, 'select pg_advisory_unlock(hashtextextended($1, 0))', [name])
+          .catch(() => {});
+        markLost();
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const client = await this.client?.catch(() => null);
+    this.client = null;
+    await client?.end().catch(() => {});
+  }
+}
+
+/** One query at a time on a shared session (pg refuses to queue them itself from version 9 on). */
+class QueryQueue {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  run<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    client: pg.Client,
+    text: string,
+    values?: unknown[],
+  ): Promise<pg.QueryResult<R>> {
+    const result = this.tail.then(() => client.query<R>(text, values));
+    this.tail = result.catch(() => {});
+    return result;
   }
 }
 
@@ -157,6 +282,7 @@ export async function openPGlite(dataDir?: string): Promise<Database> {
   return {
     kind: 'pglite',
     db,
+    background: db,
     async listen(channel, onNotify) {
       const unlisten = await pglite.listen(channel, (payload) => onNotify(payload));
       return async () => {
@@ -189,7 +315,7 @@ export async function pingDatabase(database: Database): Promise<void> {
   await sql`select 1`.execute(database.db);
 }
 
-/** PostgreSQL (pg) failures that mean the server is gone, not that the query was wrong. */
+/** PostgreSQL (pg) failures that mean the server is gone or full, not that the query was wrong: answered 503. */
 export function isDatabaseUnavailable(error: unknown): boolean {
   for (
     let current: unknown = error, depth = 0;
@@ -201,13 +327,15 @@ export function isDatabaseUnavailable(error: unknown): boolean {
       typeof code === 'string' &&
       (/^08/.test(code) ||
         /^57P0[123]$/.test(code) ||
+        // Insufficient resources: too many connections (53300), out of memory, disk full, limits.
+        /^53[0-4]00$/.test(code) ||
         /^E(CONNREFUSED|CONNRESET|PIPE|TIMEDOUT|HOSTUNREACH|NETUNREACH|AI_AGAIN)$/.test(code) ||
         code === 'ENOTFOUND')
     ) {
       return true;
     }
     if (
-      /timeout exceeded when trying to connect|Connection terminated|Client has encountered a connection error|connect ECONNREFUSED|driver has already been destroyed|PGlite is closed/i.test(
+      /timeout exceeded when trying to connect|too many clients|remaining connection slots|Connection terminated|Client has encountered a connection error|connect ECONNREFUSED|driver has already been destroyed|PGlite is closed/i.test(
         current.message,
       )
     ) {

@@ -19,6 +19,7 @@ export class ServiceMetrics implements CommandMetrics {
   private readonly commands: Counter<'type' | 'outcome'>;
   private readonly appendSeconds: Histogram;
   private readonly retries: Counter;
+  private readonly unconfirmed: Counter<'reason'>;
   private lagSource: (() => Promise<ProjectionLag[]>) | null = null;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
@@ -45,6 +46,12 @@ export class ServiceMetrics implements CommandMetrics {
     this.retries = new Counter({
       name: 'its_command_concurrency_retries_total',
       help: 'Commands re-decided after losing an append race',
+      registers: [this.registry],
+    });
+    this.unconfirmed = new Counter({
+      name: 'its_read_your_writes_unconfirmed_total',
+      help: 'Writes answered 202 because their visibility could not be awaited, by reason',
+      labelNames: ['reason'],
       registers: [this.registry],
     });
     let lags: Promise<ProjectionLag[]> | null = null;
@@ -75,6 +82,10 @@ export class ServiceMetrics implements CommandMetrics {
         for (const { name, lagSeconds } of await currentLags()) this.set({ projection: name }, lagSeconds);
       },
     });
+  }
+
+  readYourWritesUnconfirmed(reason: 'cannot_listen'): void {
+    this.unconfirmed.inc({ reason });
   }
 
   /** Where the projection lag gauge reads from at scrape time. */

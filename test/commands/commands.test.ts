@@ -8,7 +8,14 @@ import {
   type CommandContext,
   type CommandInput,
 } from '../../src/commands/index.ts';
-import { IncidentNotFound, InvalidTransition, fold, parseEvent } from '../../src/domain/incident/index.ts';
+import {
+  IncidentNotFound,
+  InvalidTransition,
+  fold,
+  initialState,
+  parseEvent,
+} from '../../src/domain/incident/index.ts';
+import { StreamCache } from '../../src/commands/stream-cache.ts';
 import { incidentStreamName } from '../../src/domain/streams.ts';
 import { PostgresEventStore } from '../../src/eventstore/postgres/index.ts';
 import type { EventStore } from '../../src/eventstore/port.ts';
@@ -215,7 +222,59 @@ describe(`command handling on ${databaseLabel}`, () => {
     expect(loaded.version).toBe(120);
     expect(loaded.state).toEqual(fold(events.map((e) => parseEvent(e.type, e.data, 1))));
     // Commands at versions 50 and 100 loaded from a snapshot with no event after it, yet chained on.
-    expect(loaded.head).toEqual({ version: 120, hash: events[120]!.metadata.hash });
+    expect(loaded.last?.metadata.hash).toEqual(events[120]!.metadata.hash);
     expect(verifyChain(events)).toMatchObject({ events: 121, unchained: 0, valid: true, headVersion: 120 });
+  });
+
+  it('creates with its append alone, writes again from what it appended, and decides on a read when another process wrote meanwhile', async () => {
+    freshOrg();
+    let reads = 0;
+    const counting: EventStore = Object.create(store, {
+      readStream: {
+        value: (...args: Parameters<EventStore['readStream']>) => {
+          reads++;
+          return store.readStream(...args);
+        },
+      },
+    });
+    const here = new IncidentCommands({ store: counting, database: test.database });
+    const elsewhere = new IncidentCommands({ store, database: test.database });
+
+    const { incidentId } = await here.execute(ctx(), null, create);
+    const tagged = await here.execute(ctx(), incidentId, { type: 'AddTag', tag: 'db' });
+    expect(reads).toBe(0);
+    expect(tagged.version).toBe(1);
+
+    // Another process moves the incident on: this one's view is stale.
+    await elsewhere.execute(ctx(), incidentId, { type: 'ChangeStatus', newStatus: 'INVESTIGATING' });
+    const same = await here.execute(ctx(), incidentId, { type: 'ChangeStatus', newStatus: 'INVESTIGATING' });
+    expect(same).toMatchObject({ version: 2, replayed: false });
+    const next = await here.execute(ctx(), incidentId, { type: 'AddTag', tag: 'network' });
+    expect(next.version).toBe(3);
+    await expect(here.execute(ctx({ ifMatch: 2 }), incidentId, { type: 'AddTag', tag: 'x' })).rejects.toThrow(
+      VersionConflict,
+    );
+    expect((await streamOf(incidentId)).map((event) => event.version)).toEqual([0, 1, 2, 3]);
+  });
+});
+
+describe("the command handler's stream cache", () => {
+  it('keeps at most its capacity, dropping the least recently used first', () => {
+    const cache = new StreamCache(2);
+    const entry = (version: number) => ({
+      state: initialState,
+      version,
+      position: `1-${version}`,
+      snapshotVersion: -1,
+      last: { eventId: randomUUID(), type: 'INCIDENT_CREATED', metadata: {} },
+    });
+    cache.set('a', entry(0));
+    cache.set('b', entry(1));
+    expect(cache.get('a')?.version).toBe(0);
+    cache.set('c', entry(2));
+    expect(cache.size).toBe(2);
+    expect(cache.get('b')).toBeUndefined();
+    expect(cache.get('a')?.version).toBe(0);
+    expect(cache.get('c')?.version).toBe(2);
   });
 });

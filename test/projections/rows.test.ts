@@ -12,7 +12,7 @@ import {
   type Projector,
   type Row,
 } from '../../projections/projector.ts';
-import { startProjectionRunners } from '../../projections/runner.ts';
+import { startProjectionDaemon } from '../../projections/workers.ts';
 import { databaseLabel, useTestStore, type TestDatabase } from '../support/database.ts';
 import { appendLog, generateLog, waitForCheckpoints } from './fixtures.ts';
 
@@ -112,7 +112,7 @@ describe(`the rows the workers write, on ${databaseLabel}`, () => {
     const first = await store.append(stream, [signal()], 0);
     const second = await store.append(stream, [signal()], 1);
 
-    const workers = startProjectionRunners({
+    const workers = startProjectionDaemon({
       database: test.database,
       store,
       projectors: [PROJECTORS.get('signals')!],

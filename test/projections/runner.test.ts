@@ -12,7 +12,7 @@ import {
   projectionStatus,
   startProjectionWorkers,
 } from '../../projections/index.ts';
-import { startProjectionRunners } from '../../projections/runner.ts';
+import { startProjectionDaemon } from '../../projections/workers.ts';
 import { databaseLabel, useTestStore } from '../support/database.ts';
 import { waitForCheckpoints } from './fixtures.ts';
 
@@ -171,7 +171,7 @@ describe(`projection workers on ${databaseLabel}`, () => {
     const stream = incidentStreamName(orgId, incidentId);
     const leaderLog = recordingLogger();
     const standbyLog = recordingLogger();
-    const leader = startProjectionRunners({
+    const leader = startProjectionDaemon({
       database: test.database,
       store,
       logger: leaderLog.logger,
@@ -180,7 +180,7 @@ describe(`projection workers on ${databaseLabel}`, () => {
     await leaderLog.waitFor(
       (line) => line.msg === 'leading projection' && line.projection === 'slo_violations',
     );
-    const standby = startProjectionRunners({
+    const standby = startProjectionDaemon({
       database: test.database,
       store,
       logger: standbyLog.logger,
@@ -241,7 +241,7 @@ describe(`a projection that meets an event it cannot apply, on ${databaseLabel}`
     );
 
     const { logger, lines, waitFor } = recordingLogger();
-    const workers = startProjectionRunners({
+    const workers = startProjectionDaemon({
       database: test.database,
       store,
       logger,

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { EventStore } from '../../src/eventstore/port.ts';
 import { UnprojectableEvent, type Projector } from '../../projections/projector.ts';
 import { rebuildWhileLive, type LiveProjection } from '../../projections/rebuild.ts';
-import { ensureCheckpoint } from '../../projections/rows.ts';
+import { ensureCheckpoint } from '../../projections/checkpoints.ts';
 import { databaseLabel, useTestStore, type TestDatabase } from '../support/database.ts';
 import { appendLog, auditProjector, countEvents, generateLog } from './fixtures.ts';
 

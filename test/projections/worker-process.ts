@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { openPostgres } from '../../src/db/database.ts';
 import { PostgresEventStore } from '../../src/eventstore/postgres/index.ts';
 import { PROJECTORS } from '../../projections/catalog.ts';
-import { startProjectionRunners } from '../../projections/runner.ts';
+import { startProjectionDaemon } from '../../projections/workers.ts';
 import { auditProjector } from './fixtures.ts';
 
 const [url, batchSize = '50'] = process.argv.slice(2);
@@ -19,7 +19,7 @@ const database = openPostgres(url, { poolSize: 8 });
 const store = new PostgresEventStore(database);
 // Synchronous, so a line is out before a SIGKILL can land after it.
 const logger = pino({ base: { pid: process.pid } }, pino.destination({ dest: 1, sync: true }));
-const workers = startProjectionRunners({
+const workers = startProjectionDaemon({
   database,
   store,
   logger,

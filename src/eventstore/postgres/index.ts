@@ -1,4 +1,4 @@
-import { sql, type SelectQueryBuilder } from 'kysely';
+import { sql, type Kysely, type SelectQueryBuilder } from 'kysely';
 import type { Schema } from '../../db/schema.ts';
 import { isDatabaseUnavailable, type Database } from '../../db/database.ts';
 import {
@@ -152,7 +152,7 @@ export class PostgresEventStore implements EventStore {
 
   async readAll(options: ReadAllOptions): Promise<RecordedEvent[]> {
     const rows = await this.guard(() =>
-      this.readCommitted(options.fromPosition ?? null, options.streamPrefix, options.limit),
+      this.readCommitted(this.db, options.fromPosition ?? null, options.streamPrefix, options.limit),
     );
     return rows.map(toRecorded);
   }
@@ -172,10 +172,15 @@ export class PostgresEventStore implements EventStore {
     return Number(rows[0]!.n);
   }
 
-  /** Events after `after`, only from transactions older than every one still running. */
-  private readCommitted(after: string | null, streamPrefix: string | undefined, limit: number) {
+  /** Events after `after`, only from below the horizon: older than every append still running (migration 0004). */
+  private readCommitted(
+    db: Kysely<Schema>,
+    after: string | null,
+    streamPrefix: string | undefined,
+    limit: number,
+  ) {
     // Order by the column, not the select list's text alias of it: as text, '1000' < '902'.
-    return this.committedAfter(this.selectEvents(), after, streamPrefix)
+    return this.committedAfter(this.selectEvents(db), after, streamPrefix)
       .orderBy(sql`its_events.tx_id`)
       .orderBy(sql`its_events.global_seq`)
       .limit(limit)
@@ -187,7 +192,7 @@ export class PostgresEventStore implements EventStore {
     after: string | null,
     streamPrefix: string | undefined,
   ): Q {
-    let query = select.where(sql<boolean>`tx_id < pg_snapshot_xmin(pg_current_snapshot())`) as Q;
+    let query = select.where(sql<boolean>`tx_id < (select its_horizon())`) as Q;
     if (after !== null) {
       const [tx, seq] = parsePosition(after);
       query = query.where(
@@ -204,8 +209,8 @@ export class PostgresEventStore implements EventStore {
     return query;
   }
 
-  private selectEvents() {
-    return this.db.selectFrom('its_events').select([
+  private selectEvents(db: Kysely<Schema> = this.db) {
+    return db.selectFrom('its_events').select([
       sql<string>`tx_id::text`.as('tx_id'),
       'global_seq',
       'stream_name',
@@ -236,7 +241,13 @@ export class PostgresEventStore implements EventStore {
         woken = false;
         let rows: EventRow[];
         try {
-          rows = await this.readCommitted(position, streamPrefix, SUBSCRIPTION_BATCH);
+          // On the background pool: a subscriber never waits behind the requests it serves.
+          rows = await this.readCommitted(
+            this.database.background,
+            position,
+            streamPrefix,
+            SUBSCRIPTION_BATCH,
+          );
         } catch (error) {
           if (!isDatabaseUnavailable(error)) throw error;
           await sleep(500, signal);
@@ -275,13 +286,14 @@ export class PostgresEventStore implements EventStore {
   ): Promise<boolean> {
     try {
       const [tx, seq] = position === null ? [0n, 0n] : parsePosition(position);
-      const { rows } = await sql<{ waiting: boolean }>`
-        select exists (
-          select 1 from its_events
-          where (tx_id, global_seq) > (${tx.toString()}::xid8, ${seq.toString()}::bigint)
-            and stream_name like ${likePrefix(streamPrefix ?? '')}
-        ) as waiting`.execute(this.db);
-      return rows[0]?.waiting ?? false;
+      // In log order with a limit, not `exists`: the planner then walks the primary key from
+      // `position` instead of scanning the table for any row past it.
+      const { rows } = await sql<{ waiting: number }>`
+        select 1 as waiting from its_events
+        where (tx_id, global_seq) > (${tx.toString()}::xid8, ${seq.toString()}::bigint)
+          and stream_name like ${likePrefix(streamPrefix ?? '')}
+        order by tx_id, global_seq limit 1`.execute(this.database.background);
+      return rows.length > 0;
     } catch (error) {
       if (isDatabaseUnavailable(error)) return true;
       throw error;
@@ -293,7 +305,7 @@ export class PostgresEventStore implements EventStore {
       let query = this.db
         .selectFrom('its_events')
         .select([sql<string>`tx_id::text`.as('tx_id'), 'global_seq'])
-        .where(sql<boolean>`tx_id < pg_snapshot_xmin(pg_current_snapshot())`);
+        .where(sql<boolean>`tx_id < (select its_horizon())`);
       if (streamPrefix !== undefined) {
         query = query.where('stream_name', 'like', likePrefix(streamPrefix));
       }
