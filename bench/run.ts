@@ -6,6 +6,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { commandLatency } from './scenarios/command-latency.ts';
 import { eventStoreAppends } from './scenarios/eventstore.ts';
+import { eventStoreDbScenario } from './scenarios/eventstoredb.ts';
 import { httpCommands } from './scenarios/http.ts';
 import { listQueries } from './scenarios/list-queries.ts';
 import { projectionLag, projectionRebuild } from './scenarios/projections.ts';
@@ -24,6 +25,7 @@ const scenarios: Record<string, Scenario> = {
   rebuild: (url) => projectionRebuild(url, Number(process.env.BENCH_REBUILD_INCIDENTS ?? 50_000)),
   lists: listQueries,
   http: (url) => httpCommands(url, seconds * 2, Number(process.env.BENCH_SOAK_SECONDS ?? 120)),
+  eventstoredb: () => eventStoreDbScenario(seconds * 1000),
 };
 
 function table(rows: BenchRow[]): string {

@@ -120,6 +120,8 @@ export class EventStoreDbEventStore implements EventStore {
   /** Aborted by `close`, which ends every subscription still running. */
   private readonly lifetime = new AbortController();
   private client: EventStoreDBClient;
+  /** Learnt from the first filtered read that got one; until then reads also stop at the head of the log. */
+  private sendsCaughtUp = false;
   private readonly connect: (() => EventStoreDBClient) | null;
 
   /** A client, or a function that makes one (then a client stuck on a failed features request is replaced). */
@@ -325,8 +327,10 @@ export class EventStoreDbEventStore implements EventStore {
     streamPrefix: string | undefined,
     visit: (event: RecordedEvent) => boolean,
   ): Promise<void> {
-    const head = await this.logHead();
-    if (head === null || (from !== null && comparePositions(from, head) >= 0)) return;
+    // Once the server has shown it sends caughtUp (23.10+), that alone ends a read: one call, not two.
+    const head = this.sendsCaughtUp ? undefined : await this.logHead();
+    if (head === null || (head !== undefined && from !== null && comparePositions(from, head) >= 0)) return;
+    const pastHead = (position: string) => head !== undefined && comparePositions(position, head) >= 0;
     const subscription = this.client.subscribeToAll({
       fromPosition: toReadPosition(from),
       filter: subscriptionFilter(streamPrefix, READ_CHECKPOINT_MULTIPLIER),
@@ -335,25 +339,30 @@ export class EventStoreDbEventStore implements EventStore {
     subscription.on('caughtUp', () => {
       if (!subscription.destroyed) subscription.push(new CaughtUpReached());
     });
-    const watchdog = new LivenessWatchdog(this.pingTimeoutMs, () =>
+    const watchdog = new LivenessWatchdog(this.pingTimeoutMs, () => {
+      // A server that stopped sending caughtUp (a downgrade) gets the head lookup again on the next read.
+      this.sendsCaughtUp = false;
       subscription.destroy(
         new EventStoreUnavailable(`EventStoreDB sent nothing for ${this.pingTimeoutMs} ms during a read`),
-      ),
-    );
+      );
+    });
     try {
       for await (const item of subscription as AsyncIterable<
         AllStreamResolvedEvent | CheckpointReached | CaughtUpReached
       >) {
         watchdog.heard();
-        if (item instanceof CaughtUpReached) return;
+        if (item instanceof CaughtUpReached) {
+          this.sendsCaughtUp = true;
+          return;
+        }
         if (item instanceof CheckpointReached) {
-          if (isTrustedPosition(item.position) && comparePositions(item.position, head) >= 0) return;
+          if (isTrustedPosition(item.position) && pastHead(item.position)) return;
           continue;
         }
         const event = item.event;
         if (!event) continue;
         if (isWanted(event.streamId, event.type, streamPrefix) && !visit(toRecordedEvent(event))) return;
-        if (comparePositions(positionToString(event.position), head) >= 0) return;
+        if (pastHead(positionToString(event.position))) return;
       }
       throw new EventStoreUnavailable('EventStoreDB ended a read before the head of the log');
     } catch (error) {
