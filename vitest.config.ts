@@ -1,4 +1,4 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 /** The suites that run a second time with their events in EventStoreDB (test/support/eventstore.ts). */
 const ON_EVENTSTOREDB = [
@@ -22,6 +22,8 @@ export default defineConfig({
         test: {
           name: 'eventstoredb',
           include: ON_EVENTSTOREDB,
+          // Already on EventStoreDB whatever the switch says: once is enough.
+          exclude: [...configDefaults.exclude, 'test/faults/eventstoredb-faults.test.ts'],
           env: { ITS_TEST_EVENT_STORE: 'eventstoredb' },
         },
       },
