@@ -7,6 +7,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { auditChain } from './scenarios/audit.ts';
 import { commandLatency } from './scenarios/command-latency.ts';
 import { eventStoreAppends } from './scenarios/eventstore.ts';
+import { eventStoreDbScenario } from './scenarios/eventstoredb.ts';
 import { httpCommands } from './scenarios/http.ts';
 import { ingestAlerts } from './scenarios/ingest.ts';
 import { listQueries } from './scenarios/list-queries.ts';
@@ -30,6 +31,7 @@ const scenarios: Record<string, Scenario> = {
   ingest: (url) => ingestAlerts(url, seconds * 2),
   audit: (url) => auditChain(url, seconds * 2000, Number(process.env.BENCH_AUDIT_EVENTS ?? 1_000_000)),
   webhooks: (url) => webhookDeliveries(url, Number(process.env.BENCH_WEBHOOK_EVENTS ?? 10_000)),
+  eventstoredb: () => eventStoreDbScenario(seconds * 1000),
 };
 
 function table(rows: BenchRow[]): string {

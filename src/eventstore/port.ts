@@ -105,6 +105,11 @@ export class EventStoreUnavailable extends Error {
   }
 }
 
+/** A well-formed position the store never issued (a crafted `fromPosition`): the caller's input is wrong. */
+export class InvalidPosition extends RangeError {
+  override readonly name = 'InvalidPosition';
+}
+
 const POSITION = /^(\d{1,20})-(\d{1,20})$/;
 
 export function isPosition(value: string): boolean {

@@ -2,7 +2,7 @@ import type { FastifyError, FastifyReply } from 'fastify';
 import { isDatabaseUnavailable } from '../db/database.ts';
 import { ConcurrencyRetriesExhausted, IdempotencyKeyReused, VersionConflict } from '../commands/index.ts';
 import { DomainError } from '../domain/incident/index.ts';
-import { EventStoreUnavailable } from '../eventstore/port.ts';
+import { EventStoreUnavailable, InvalidPosition } from '../eventstore/port.ts';
 
 /**
  * Every error the API answers with, as RFC 9457 problem details. This file is the one place where
@@ -131,6 +131,10 @@ export function toProblem(error: unknown): MappedError {
       { 'retry-after': '1' },
     );
   }
+  if (error instanceof InvalidPosition)
+    return plain('VALIDATION_FAILED', 'fromPosition is not a position this store issued', [
+      { path: 'fromPosition', message: 'is not a position this API issued' },
+    ]);
   if (error instanceof EventStoreUnavailable)
     return plain('UNAVAILABLE', 'the event store is unreachable; retry later', undefined, retryLater);
   if (isDatabaseUnavailable(error))

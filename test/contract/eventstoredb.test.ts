@@ -2,7 +2,8 @@ import type { StartedTestContainer } from 'testcontainers';
 import { openEventStoreDb, type EventStoreDbEventStore } from '../../src/eventstore/eventstoredb/index.ts';
 import { describeEventStoreContract } from './eventstore-contract.ts';
 
-const IMAGE = 'eventstore/eventstore:24.10';
+/** The version docker-compose.yml pins (README, "EventStoreDB"). */
+const IMAGE = 'docker.kurrent.io/kurrent-latest/kurrentdb:25.0.0';
 const configuredUrl = process.env.EVENTSTORE_URL;
 
 /**
@@ -57,9 +58,9 @@ describeEventStoreContract(
       const { GenericContainer, Wait } = await import('testcontainers');
       container = await new GenericContainer(IMAGE)
         .withEnvironment({
-          EVENTSTORE_INSECURE: 'true',
-          EVENTSTORE_RUN_PROJECTIONS: 'None',
-          EVENTSTORE_MEM_DB: 'true',
+          KURRENTDB_INSECURE: 'true',
+          KURRENTDB_RUN_PROJECTIONS: 'None',
+          KURRENTDB_MEM_DB: 'true',
         })
         .withExposedPorts(2113)
         .withWaitStrategy(

@@ -645,8 +645,12 @@ describe(`API fuzzing on ${databaseLabel}`, () => {
     await t?.cleanup();
   });
 
-  /** Row count and head of the global log, read straight from the runtime's database. */
+  /**
+   * What the log holds now. On PostgreSQL straight from its_events (the port's global reads wait
+   * for older transactions anywhere on the server); on EventStoreDB the head, which every append moves.
+   */
   async function storeMark(): Promise<string> {
+    if (t.runtime.store.kind === 'eventstoredb') return `head ${await t.runtime.store.headPosition()}`;
     const { rows } = await sql<{ count: string; maxSeq: string | null; head: string | null }>`
       select count(*)::text as "count", max(global_seq)::text as "maxSeq",
              (select tx_id::text || '-' || global_seq::text from its_events order by tx_id desc, global_seq desc limit 1) as "head"

@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { EventStore } from '../../src/eventstore/port.ts';
 import { openPostgres, type Database } from '../../src/db/database.ts';
 import { PostgresEventStore } from '../../src/eventstore/postgres/index.ts';
 import { runRebuildCommand, runStatusCommand } from '../../projections/cli.ts';
@@ -28,12 +29,12 @@ async function output(command: () => Promise<void>): Promise<{ stdout: string; s
 
 describe(`the projection CLI commands on ${databaseLabel}`, () => {
   let test: TestDatabase;
-  let store: PostgresEventStore;
+  let store: EventStore;
   let workers: ProjectionWorkers;
   let total: number;
   beforeAll(async () => {
     test = await openTestDatabase();
-    store = new PostgresEventStore(test.database);
+    store = test.store;
     workers = startProjectionWorkers({ database: test.database, store });
     const seed = randomInt(2 ** 31);
     const log = generateLog({ seed, orgs: [`cli${seed}`], incidents: 10, events: 200 });

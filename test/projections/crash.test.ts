@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PostgresEventStore } from '../../src/eventstore/postgres/index.ts';
+import type { EventStore } from '../../src/eventstore/port.ts';
 import { PROJECTION_NAMES, rebuildProjection } from '../../projections/index.ts';
 import { openTestDatabase, serverUrl, type TestDatabase } from '../support/database.ts';
 import {
@@ -22,10 +22,10 @@ if (!serverUrl)
 
 describe.skipIf(!serverUrl)('projection workers in separate processes, killed with SIGKILL', () => {
   let test: TestDatabase;
-  let store: PostgresEventStore;
+  let store: EventStore;
   beforeAll(async () => {
     test = await openTestDatabase({ kind: 'server' });
-    store = new PostgresEventStore(test.database);
+    store = test.store;
     await createAuditTable(test.database);
   });
   afterAll(async () => {
@@ -58,7 +58,7 @@ describe.skipIf(!serverUrl)('projection workers in separate processes, killed wi
         streamPrefix: 'incident-',
         limit: 400,
       });
-      const worker = spawnWorker(test.url!, 10 + random.int(60));
+      const worker = spawnWorker(test.url!, 10 + random.int(60), test.eventStoreUrl);
       await worker.waitForLine((line) => line.msg === 'leading projection' && line.projection === 'audit');
       if (ahead.length > 0)
         await waitForCheckpoints(test.database, ahead[random.int(ahead.length)]!.position, ['audit']);
@@ -73,7 +73,7 @@ describe.skipIf(!serverUrl)('projection workers in separate processes, killed wi
       `seed ${seed}, killed at ${killedAt.join(', ')}`,
     ).toBeGreaterThan(0);
 
-    const last = spawnWorker(test.url!, 100);
+    const last = spawnWorker(test.url!, 100, test.eventStoreUrl);
     try {
       await waitForCheckpoints(test.database, head, ALL, 45_000);
     } finally {

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import { expect } from 'vitest';
 import type { Database } from '../../src/db/database.ts';
+import { eventStoreEnv } from '../support/eventstore.ts';
 import type { PlannedAppend } from './fixtures.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -31,10 +32,11 @@ export function killAllWorkers(): void {
   for (const child of running) child.kill('SIGKILL');
 }
 
-/** Starts `worker-process.ts` on the server database at `url`. */
-export function spawnWorker(url: string, batchSize: number): WorkerProcess {
+/** Starts `worker-process.ts` on the server database at `url` (and the EventStoreDB at `eventStoreUrl`, if given). */
+export function spawnWorker(url: string, batchSize: number, eventStoreUrl?: string): WorkerProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', script, url, String(batchSize)], {
     cwd: root,
+    env: { ...process.env, ...eventStoreEnv(eventStoreUrl) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   running.add(child);

@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PostgresEventStore } from '../../src/eventstore/postgres/index.ts';
+import type { EventStore } from '../../src/eventstore/port.ts';
 import { PROJECTORS } from '../../projections/catalog.ts';
 import {
   PROJECTION_NAMES,
@@ -17,11 +17,11 @@ const tables = [...PROJECTORS.values()].map((projector) => projector.table);
 
 describe(`rebuilding projections while they serve, on ${databaseLabel}`, () => {
   let test: TestDatabase;
-  let store: PostgresEventStore;
+  let store: EventStore;
   let workers: ProjectionWorkers;
   beforeAll(async () => {
     test = await openTestDatabase();
-    store = new PostgresEventStore(test.database);
+    store = test.store;
     workers = startProjectionWorkers({ database: test.database, store });
   });
   afterAll(async () => {

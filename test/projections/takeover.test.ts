@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PostgresEventStore } from '../../src/eventstore/postgres/index.ts';
+import type { EventStore } from '../../src/eventstore/port.ts';
 import { PROJECTION_NAMES } from '../../projections/index.ts';
 import { openTestDatabase, serverUrl, type TestDatabase } from '../support/database.ts';
 import { appendLog, countEvents, createAuditTable, generateLog, waitForCheckpoints } from './fixtures.ts';
@@ -14,10 +14,10 @@ if (!serverUrl)
 
 describe.skipIf(!serverUrl)('two projection worker processes', () => {
   let test: TestDatabase;
-  let store: PostgresEventStore;
+  let store: EventStore;
   beforeAll(async () => {
     test = await openTestDatabase({ kind: 'server' });
-    store = new PostgresEventStore(test.database);
+    store = test.store;
     await createAuditTable(test.database);
   });
   afterAll(async () => {
@@ -35,8 +35,8 @@ describe.skipIf(!serverUrl)('two projection worker processes', () => {
       await store.readAll({ fromPosition: before, streamPrefix: 'incident-', limit: 5000 })
     ).map((event) => event.position);
 
-    const first = spawnWorker(test.url!, 10);
-    const second = spawnWorker(test.url!, 10);
+    const first = spawnWorker(test.url!, 10, test.eventStoreUrl);
+    const second = spawnWorker(test.url!, 10, test.eventStoreUrl);
     try {
       await Promise.all(
         ALL.map((name) =>

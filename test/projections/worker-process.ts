@@ -1,10 +1,12 @@
 /**
  * The projection workers in a process of their own, for the tests that kill it:
- * `node --import tsx test/projections/worker-process.ts <DATABASE_URL> [batchSize]`.
+ * `node --import tsx test/projections/worker-process.ts <DATABASE_URL> [batchSize]`; with
+ * `EVENTSTORE_URL` in its environment the events are read from that EventStoreDB.
  * Runs every projection plus the audit one; logs JSON lines on stdout; SIGTERM stops it cleanly.
  */
 import { pino } from 'pino';
 import { openPostgres } from '../../src/db/database.ts';
+import { openEventStoreDb } from '../../src/eventstore/eventstoredb/index.ts';
 import { PostgresEventStore } from '../../src/eventstore/postgres/index.ts';
 import { PROJECTORS } from '../../projections/catalog.ts';
 import { startProjectionDaemon } from '../../projections/workers.ts';
@@ -16,7 +18,8 @@ if (!url) {
   process.exit(2);
 }
 const database = openPostgres(url, { poolSize: 8 });
-const store = new PostgresEventStore(database);
+const eventStoreUrl = process.env.EVENTSTORE_URL;
+const store = eventStoreUrl ? openEventStoreDb(eventStoreUrl) : new PostgresEventStore(database);
 // Synchronous, so a line is out before a SIGKILL can land after it.
 const logger = pino({ base: { pid: process.pid } }, pino.destination({ dest: 1, sync: true }));
 const workers = startProjectionDaemon({
@@ -32,6 +35,7 @@ logger.info('worker started');
 process.once('SIGTERM', () => {
   void workers
     .stop()
+    .then(() => store.close())
     .then(() => database.close())
     .then(() => process.exit(0));
 });

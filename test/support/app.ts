@@ -5,6 +5,7 @@ import { loadConfig } from '../../src/config.ts';
 import { buildApp } from '../../src/http/app.ts';
 import { signToken } from '../../src/http/tokens.ts';
 import { openTestDatabase, type TestDatabase } from './database.ts';
+import type { TestEventStoreKind } from './eventstore.ts';
 
 export interface TokenClaims {
   sub?: string;
@@ -42,6 +43,8 @@ export interface StartTestAppOptions {
   configuredDatabase?: boolean;
   /** Webhook resolver, retry schedule and timings. */
   webhooks?: OpenRuntimeOptions['webhooks'];
+  /** Where the events go, whatever ITS_TEST_EVENT_STORE says. */
+  eventStore?: TestEventStoreKind;
 }
 
 /** A fresh org id per test, so tests never see each other's incidents. */
@@ -60,14 +63,17 @@ export async function startTestApp(options: StartTestAppOptions = {}): Promise<T
     DATA_DIR: '/nonexistent-its-test-data',
     ...options.env,
   });
-  const owned = options.shareDatabaseOf || options.configuredDatabase ? undefined : await openTestDatabase();
+  const owned =
+    options.shareDatabaseOf || options.configuredDatabase
+      ? undefined
+      : await openTestDatabase(options.eventStore ? { eventStore: options.eventStore } : {});
   const database = options.shareDatabaseOf?.database ?? owned;
   let runtime: Runtime;
   try {
     runtime = await openRuntime(config, {
       workers: options.workers ?? true,
       ...(options.webhooks ? { webhooks: options.webhooks } : {}),
-      ...(database ? { database: database.database } : {}),
+      ...(database ? { database: database.database, store: database.store } : {}),
     });
   } catch (error) {
     await owned?.cleanup();
@@ -87,7 +93,14 @@ export async function startTestApp(options: StartTestAppOptions = {}): Promise<T
     runtime,
     database:
       database ??
-      ({ database: runtime.database, url: undefined, cleanup: async () => {} } satisfies TestDatabase),
+      ({
+        database: runtime.database,
+        url: undefined,
+        store: runtime.store,
+        eventStoreUrl: runtime.config.eventStoreUrl,
+        eventStoreServer: undefined,
+        cleanup: async () => {},
+      } satisfies TestDatabase),
     secret,
     token,
     request: ({ token: bearer, headers, ...rest }) =>

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import {
   ANY,
   AccessDeniedError,
@@ -129,7 +129,7 @@ describe('recorded events', () => {
     created,
     data: { label: 'note' } as Record<string, unknown>,
     metadata: { schemaVersion: 1 } as Record<string, unknown> | undefined,
-    position: { commit: MAX_U64, prepare: ABOVE_2_53 },
+    position: { commit: MAX_U64 - 1n, prepare: ABOVE_2_53 },
   };
 
   it('maps every field, the position without loss', () => {
@@ -138,7 +138,7 @@ describe('recorded events', () => {
       type: 'INCIDENT_NOTE_ADDED',
       streamName: 'incident-acme.inc_1',
       version: 3,
-      position: '18446744073709551615-9007199254740993',
+      position: '18446744073709551614-9007199254740993',
       createdAt: '2024-05-06T07:08:09.123Z',
       data: { label: 'note' },
       metadata: { schemaVersion: 1 },
@@ -159,6 +159,17 @@ describe('recorded events', () => {
     expect(() =>
       toRecordedEvent({ ...base, position: undefined as unknown as typeof base.position }),
     ).toThrow(EventDecodingError);
+  });
+
+  it('refuses the positions that mean "none": the server’s 2^64-1 and the generated getters’ default 0', () => {
+    for (const position of [
+      { commit: MAX_U64, prepare: MAX_U64 },
+      { commit: MAX_U64, prepare: 10n },
+      { commit: 0n, prepare: 0n },
+    ])
+      expect(() => toRecordedEvent({ ...base, position }), JSON.stringify(String(position.commit))).toThrow(
+        EventDecodingError,
+      );
   });
 });
 
@@ -241,19 +252,42 @@ describe('errors, mapped by type', () => {
 });
 
 describe('resume cursor', () => {
-  it('accepts only positions after the last one, and starts anywhere when it has none', () => {
+  it('delivers only events after the last delivered one, and starts anywhere when it has none', () => {
     const cursor = new ResumeCursor(null);
-    expect(cursor.advanceTo('10-10')).toBe(true);
-    expect(cursor.advanceTo('10-10')).toBe(false);
-    expect(cursor.advanceTo('9-12')).toBe(false);
-    expect(cursor.advanceTo('10-11')).toBe(true);
+    expect(cursor.deliver('10-10')).toBe(true);
+    expect(cursor.deliver('10-10')).toBe(false);
+    expect(cursor.deliver('9-12')).toBe(false);
+    expect(cursor.deliver('10-11')).toBe(true);
     expect(cursor.position).toBe('10-11');
   });
 
   it('starts after the given position, exclusive', () => {
     const cursor = new ResumeCursor(`${ABOVE_2_53}-5`);
-    expect(cursor.advanceTo(`${ABOVE_2_53}-5`)).toBe(false);
-    expect(cursor.advanceTo(`${ABOVE_2_53}-6`)).toBe(true);
+    expect(cursor.deliver(`${ABOVE_2_53}-5`)).toBe(false);
+    expect(cursor.deliver(`${ABOVE_2_53}-6`)).toBe(true);
+  });
+
+  it('lets a checkpoint move where it resumes, never which events it delivers', () => {
+    const cursor = new ResumeCursor(null);
+    expect(cursor.checkpoint('500-500')).toBe(true);
+    expect(cursor.position).toBe('500-500');
+    expect(cursor.deliver('20-20')).toBe(true);
+    expect(cursor.position).toBe('500-500');
+    expect(cursor.delivered).toBe('20-20');
+  });
+
+  it('refuses a checkpoint no real log reaches (KDB-710 sends 2^64-1), and distrusts one beyond the head', () => {
+    const cursor = new ResumeCursor('10-10');
+    expect(cursor.checkpoint(`${MAX_U64}-${MAX_U64}`)).toBe(false);
+    expect(cursor.checkpoint(`${2n ** 63n}-1`)).toBe(false);
+    expect(cursor.position).toBe('10-10');
+    expect(cursor.checkpoint('900-900')).toBe(true);
+    expect(cursor.aheadOfDelivered).toBe(true);
+    cursor.distrustBeyond('800-800');
+    expect(cursor.position).toBe('10-10');
+    expect(cursor.checkpoint('700-700')).toBe(true);
+    cursor.distrustBeyond('800-800');
+    expect(cursor.position).toBe('700-700');
   });
 });
 
@@ -378,7 +412,23 @@ class FakeClient {
     );
   }
 
+  /** The newest event of the log, for the ping and the head lookup: a server that answers. */
+  readAll() {
+    const read = Readable.from([stored('$settings', 0, 1_000_000n, '$settings')]) as Readable & {
+      cancel(): Promise<void>;
+    };
+    read.cancel = async () => {};
+    return read;
+  }
+
   async dispose(): Promise<void> {}
+}
+
+/** A client whose server answers subscriptions but not reads (a ping fails). */
+class FakeClientWithoutReads extends FakeClient {
+  override readAll(): never {
+    throw new UnavailableError();
+  }
 }
 
 function storeOn(client: FakeClient, options: { livenessTimeoutMs?: number } = {}) {
@@ -487,20 +537,24 @@ describe('subscription loop', () => {
     expect(logger.warn.mock.calls[0]![0]).toMatchObject({ reason: 'ended' });
   });
 
-  it('replaces a silent subscription: quietly when it was caught up, with a warning otherwise', async () => {
-    const idle = new FakeClient([
-      (g) => {
+  it('keeps a silent subscription while the server answers a ping, caught up or not; replaces it when the ping fails', async () => {
+    for (const script of [
+      (g: FakeGrpcRead) => {
         g.write(message.confirmation());
         g.write(message.caughtUp());
       },
-      (g) => g.write(message.event(stored(streamA, 0, 10n))),
-    ]);
-    const quiet = storeOn(idle, { livenessTimeoutMs: 40 });
-    expect((await take(quiet.store.subscribe({}), 1))[0]!.position).toBe('10-10');
-    expect(idle.calls).toHaveLength(2);
-    expect(quiet.logger.warn).not.toHaveBeenCalled();
+      (g: FakeGrpcRead) => g.write(message.confirmation()),
+    ]) {
+      const idle = new FakeClient([script]);
+      const quiet = storeOn(idle, { livenessTimeoutMs: 40 });
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(), 300);
+      for await (const _ of quiet.store.subscribe({ signal: controller.signal })) break;
+      expect(idle.calls).toHaveLength(1);
+      expect(quiet.logger.warn).not.toHaveBeenCalled();
+    }
 
-    const stuck = new FakeClient([
+    const stuck = new FakeClientWithoutReads([
       (g) => g.write(message.confirmation()),
       (g) => g.write(message.event(stored(streamA, 0, 10n))),
     ]);

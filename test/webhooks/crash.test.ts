@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { incidentStreamName, orgStreamPrefix } from '../../src/domain/streams.ts';
-import type { PostgresEventStore } from '../../src/eventstore/postgres/index.ts';
+import type { EventStore } from '../../src/eventstore/port.ts';
 import { WebhookEndpoints } from '../../src/webhooks/endpoints.ts';
 import { SecretBox } from '../../src/webhooks/secrets.ts';
 import { freshOrg } from '../support/app.ts';
@@ -42,12 +42,7 @@ const kill = (child: ChildProcess) =>
   });
 
 /** Appends `count` note events spread over a few incidents of the org, one append at a time. */
-async function appendNotes(
-  store: PostgresEventStore,
-  org: string,
-  count: number,
-  pauseMs: number,
-): Promise<void> {
+async function appendNotes(store: EventStore, org: string, count: number, pauseMs: number): Promise<void> {
   const incidents = Array.from({ length: 5 }, () => `inc_${randomUUID().replaceAll('-', '')}`);
   for (let i = 0; i < count; i++) {
     const stream = incidentStreamName(org, incidents[i % incidents.length]!);

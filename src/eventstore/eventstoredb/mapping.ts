@@ -16,6 +16,7 @@ import {
 } from '@eventstore/db-client';
 import {
   EventStoreUnavailable,
+  InvalidPosition,
   WrongExpectedVersion,
   comparePositions,
   formatPosition,
@@ -45,6 +46,17 @@ export function toActualVersion(actual: bigint | 'no_stream'): number | 'no_stre
 
 export function positionToString(position: Position): string {
   return formatPosition(position.commit, position.prepare);
+}
+
+const UNKNOWN_POSITION_PART = 2n ** 64n - 1n;
+
+/**
+ * A position the server does not know: it sends 2^64-1 for "no position", and the generated
+ * getters read an absent one as "0", so (0, 0) is never a real event's (the log starts with an epoch record).
+ */
+export function isUnknownPosition(position: Position): boolean {
+  if (position.commit === UNKNOWN_POSITION_PART || position.prepare === UNKNOWN_POSITION_PART) return true;
+  return position.commit === 0n && position.prepare === 0n;
 }
 
 /** A port position (or null for the start) as a `$all` read/subscribe position. */
@@ -83,7 +95,7 @@ function isJsonObject(value: unknown): value is Record<string, unknown> {
  */
 export function toRecordedEvent(event: EsdbRecordedEvent): RecordedEvent {
   const where = `${event.streamId}@${event.revision.toString()}`;
-  if (!event.position) {
+  if (!event.position || isUnknownPosition(event.position)) {
     throw new EventDecodingError(
       `event ${where} came without a log position (EventStoreDB 22.6 or later sends it)`,
     );
@@ -126,13 +138,28 @@ function asCommandError(error: unknown): unknown {
   return error instanceof Error ? convertToCommandError(error) : error;
 }
 
+/** Outages the client does not type: the node's in-band "not ready/busy" answers and a failed discovery. */
+const UNTYPED_OUTAGE = /Server Is (Not Ready|Busy|Too Busy)|^Failed to discover/i;
+/** RpcExceptions.InvalidPositionException: INVALID_ARGUMENT, which the client turns into UnknownError. */
+const INVALID_POSITION = /invalid position/i;
+
+const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
 export function isUnavailableError(error: unknown): boolean {
+  if (error instanceof EventStoreUnavailable) return true;
   const converted = asCommandError(error);
-  return converted instanceof Error && isCommandError(converted) && UNAVAILABLE.has(converted.type);
+  if (converted instanceof Error && isCommandError(converted) && UNAVAILABLE.has(converted.type)) return true;
+  return UNTYPED_OUTAGE.test(messageOf(converted));
+}
+
+export function isInvalidPositionError(error: unknown): boolean {
+  if (error instanceof InvalidPosition) return true;
+  const converted = asCommandError(error);
+  return converted instanceof Error && isCommandError(converted) && INVALID_POSITION.test(converted.message);
 }
 
 export function isPermanentError(error: unknown): boolean {
-  if (error instanceof EventDecodingError) return true;
+  if (error instanceof EventDecodingError || isInvalidPositionError(error)) return true;
   const converted = asCommandError(error);
   return converted instanceof Error && isCommandError(converted) && PERMANENT.has(converted.type);
 }
@@ -146,8 +173,17 @@ export function isStreamNotFound(error: unknown): boolean {
 
 /** Any client error as the port's error when there is one for it; otherwise the client's typed error. */
 export function toPortError(error: unknown): unknown {
-  if (error instanceof WrongExpectedVersion || error instanceof EventStoreUnavailable) return error;
+  if (
+    error instanceof WrongExpectedVersion ||
+    error instanceof EventStoreUnavailable ||
+    error instanceof InvalidPosition
+  )
+    return error;
   const converted = asCommandError(error);
+  if (isInvalidPositionError(converted))
+    return new InvalidPosition(`EventStoreDB refused the position: ${messageOf(converted)}`, {
+      cause: error,
+    });
   if (isUnavailableError(converted)) {
     const message = converted instanceof Error ? converted.message : String(converted);
     return new EventStoreUnavailable(`EventStoreDB did not answer: ${message}`, { cause: error });

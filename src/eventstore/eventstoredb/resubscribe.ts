@@ -2,29 +2,63 @@
  * The parts of a self-healing `$all` subscription that need no server: where to resume, how long
  * to wait before trying again, and when a silent subscription counts as dead.
  */
-import { comparePositions } from '../port.ts';
+import { comparePositions, parsePosition } from '../port.ts';
 
 export const FIRST_RETRY_MS = 100;
 export const MAX_RETRY_MS = 5_000;
 export const DEFAULT_LIVENESS_MS = 60_000;
 
+/** Checkpoint parts at or above this are server bugs (KDB-710 sends 2^64-1): no real log is that long. */
+export const UNTRUSTED_POSITION_PART = 2n ** 63n;
+
 /**
- * Where a resubscription starts (exclusive) and the guard against repeats. It moves forward only:
- * to each event handed to the consumer, and to each server checkpoint once every event before
- * that checkpoint has been handed over.
+ * Two places, kept apart: the last event handed to the consumer (events at or before it are
+ * repeats and are dropped), and where a resubscription may start (that event, or a later server
+ * checkpoint). A bad checkpoint can therefore only move the second, never hide an event.
  */
 export class ResumeCursor {
-  constructor(private current: string | null) {}
+  private lastDelivered: string | null;
+  private resumeAfter: string | null;
 
-  get position(): string | null {
-    return this.current;
+  constructor(start: string | null) {
+    this.lastDelivered = start;
+    this.resumeAfter = start;
   }
 
-  /** Moves to `position` and returns true when it is after the cursor; false for a repeat or an older place. */
-  advanceTo(position: string): boolean {
-    if (this.current !== null && comparePositions(position, this.current) <= 0) return false;
-    this.current = position;
+  /** Where a resubscription starts (exclusive). */
+  get position(): string | null {
+    return this.resumeAfter;
+  }
+
+  get delivered(): string | null {
+    return this.lastDelivered;
+  }
+
+  /** True (and remembered) when the event at `position` is new; false for a repeat or an older place. */
+  deliver(position: string): boolean {
+    if (this.lastDelivered !== null && comparePositions(position, this.lastDelivered) <= 0) return false;
+    this.lastDelivered = position;
+    if (comparePositions(position, this.resumeAfter) > 0) this.resumeAfter = position;
     return true;
+  }
+
+  /** Moves the resume position to a server checkpoint; refuses one no real log can reach. */
+  checkpoint(position: string): boolean {
+    const [commit, prepare] = parsePosition(position);
+    if (commit >= UNTRUSTED_POSITION_PART || prepare >= UNTRUSTED_POSITION_PART) return false;
+    if (comparePositions(position, this.resumeAfter) <= 0) return false;
+    this.resumeAfter = position;
+    return true;
+  }
+
+  /** A checkpoint beyond the head of the log is not trusted: resume after the last delivered event instead. */
+  distrustBeyond(head: string | null): void {
+    if (comparePositions(this.resumeAfter, head) > 0) this.resumeAfter = this.lastDelivered;
+  }
+
+  /** Whether the resume position came from a checkpoint rather than a delivered event. */
+  get aheadOfDelivered(): boolean {
+    return comparePositions(this.resumeAfter, this.lastDelivered) > 0;
   }
 }
 
@@ -69,6 +103,12 @@ export class LivenessWatchdog {
 
   resume(): void {
     this.paused = false;
+    this.lastHeard = this.now();
+  }
+
+  /** Starts watching again after a silence turned out to be harmless. */
+  rearm(): void {
+    this.fired = false;
     this.lastHeard = this.now();
   }
 
