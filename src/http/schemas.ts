@@ -306,6 +306,11 @@ export const IncidentDetails = z
     signals: z.array(Signal),
     actions: z.array(Action),
     sloViolations: z.array(SloViolation),
+    counts: z
+      .object({ signals: z.number().int(), actions: z.number().int(), sloViolations: z.number().int() })
+      .describe(
+        'how many of each the incident has in all: each list above holds at most the 200 most recent, oldest first; the timeline pages through every one',
+      ),
   })
   .meta({ id: 'IncidentDetails' });
 

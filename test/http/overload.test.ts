@@ -1,0 +1,66 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openRuntime, type Runtime } from '../../src/app/runtime.ts';
+import { loadConfig } from '../../src/config.ts';
+import { buildApp } from '../../src/http/app.ts';
+import { signToken } from '../../src/http/tokens.ts';
+import { freshOrg } from '../support/app.ts';
+import { openTestDatabase, serverUrl, type TestDatabase } from '../support/database.ts';
+import { expectProblem, validIncident } from './support.ts';
+
+// PGlite runs one statement at a time and has no statement_timeout: this needs a PostgreSQL server.
+describe.skipIf(!serverUrl)('a query cancelled by statement_timeout (57014)', () => {
+  let test: TestDatabase;
+  let runtime: Runtime;
+  let app: ReturnType<typeof buildApp>;
+  const secret = 'overload-test-secret-overload-test-secret';
+  beforeAll(async () => {
+    test = await openTestDatabase({ kind: 'server', postgres: { statementTimeoutMs: 500 } });
+    const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', JWT_SECRET: secret });
+    runtime = await openRuntime(config, { database: test.database });
+    app = buildApp(runtime, { logger: false });
+    await app.ready();
+  });
+  afterAll(async () => {
+    await app?.close();
+    await runtime?.close();
+    await test?.cleanup();
+  });
+
+  it('answers 503 UNAVAILABLE with Retry-After, not 500', async () => {
+    const org = freshOrg();
+    const now = Math.floor(Date.now() / 1000);
+    const token = signToken(
+      { sub: 'a', orgs: { [org]: ['ORG_ADMIN'] }, iat: now, exp: now + 300 },
+      'HS256',
+      secret,
+    );
+    const authorization = `Bearer ${token}`;
+    const created = await app.inject({
+      method: 'POST',
+      url: `/api/orgs/${org}/incidents`,
+      headers: { authorization },
+      payload: validIncident,
+    });
+    expect(created.statusCode).toBe(201);
+    const id = created.json<{ incidentId: string }>().incidentId;
+
+    // Another session holds the table: the details query waits on the lock until statement_timeout fires.
+    const blocker = new pg.Client({ connectionString: test.url });
+    await blocker.connect();
+    try {
+      await blocker.query('begin');
+      await blocker.query('lock table incident_signals in access exclusive mode');
+      const response = await app.inject({
+        method: 'GET',
+        url: `/api/orgs/${org}/incidents/${id}`,
+        headers: { authorization },
+      });
+      expectProblem(response, 503, 'UNAVAILABLE');
+      expect(Number(response.headers['retry-after'])).toBeGreaterThan(0);
+    } finally {
+      await blocker.query('rollback');
+      await blocker.end();
+    }
+  });
+});
