@@ -25,7 +25,7 @@ import { adminRoutes } from './routes/admin.ts';
 import { eventRoutes } from './routes/events.ts';
 import { incidentRoutes } from './routes/incidents.ts';
 import { operationsRoutes } from './routes/operations.ts';
-import { findUnstorableText } from './schemas.ts';
+import { findUnstorable, scanJsonText } from './unstorable.ts';
 
 export interface BuildAppOptions {
   /** fastify's logger option; default: pino at the configured level, Authorization redacted. */
@@ -86,7 +86,7 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
   const parseJson = app.getDefaultJsonParser('error', 'error');
   // An empty body is no body (a DELETE sent with a JSON content type); the schema decides if one was needed.
   const parseJsonOrNothing: typeof parseJson = (request, body, done) =>
-    body === '' ? done(null, undefined) : parseJson(request, body, done);
+    body === '' ? done(null, undefined) : parseJson(request, body, refuseUnstorable(body, done));
   // `application/merge-patch+json` and other `+json` types are JSON too.
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonOrNothing);
   app.addContentTypeParser(/^application\/[\w.-]+\+json$/, { parseAs: 'string' }, parseJsonOrNothing);
@@ -107,13 +107,13 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
     if (closing) reply.header('connection', 'close');
   });
   // Before the schemas run: a NUL or a lone surrogate would pass them and then fail in PostgreSQL.
+  // Bodies were checked on their raw text as they were parsed (refuseUnstorable).
   app.addHook('preValidation', async (request) => {
     for (const [part, value] of [
       ['params', request.params],
       ['querystring', request.query],
-      ['body', request.body],
     ] as const) {
-      const found = findUnstorableText(value);
+      const found = findUnstorable(value);
       if (found !== null)
         throw validationFailed(`the request ${part} cannot be stored as it is`, [
           { path: found.path || part, message: found.message },
@@ -184,6 +184,24 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
     app.swagger(),
   );
   return app;
+}
+
+type ParserDone = (error: Error | null, body?: unknown) => void;
+
+/** Wraps a JSON parser's callback: a parsed body whose raw text PostgreSQL cannot store is a 400. */
+function refuseUnstorable(text: string, done: ParserDone): ParserDone {
+  return (error, parsed) => {
+    const message = error ? null : scanJsonText(text);
+    if (message === null) return done(error, parsed);
+    // Rare, and only for a body already refused: walk it once to name the field.
+    const found = findUnstorable(parsed);
+    done(
+      validationFailed('the request body cannot be stored as it is', [
+        { path: found?.path || 'body', message: found?.message ?? message },
+      ]),
+      undefined,
+    );
+  };
 }
 
 const problemResponse = (description: string) => ({
