@@ -2,6 +2,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { parseDuration } from './http/tokens.ts';
 
 const blankAsUndefined = (value: unknown) =>
   typeof value === 'string' && value.trim() === '' ? undefined : value;
@@ -38,6 +39,8 @@ const Environment = z.object({
   ),
   JWT_ISSUER: optionalText,
   JWT_AUDIENCE: optionalText,
+  /** The longest lifetime (exp - iat) of a token the service accepts: `3600`, `15m`, `24h`. */
+  JWT_MAX_TTL: z.preprocess(blankAsUndefined, z.string().default('24h')),
   /** Key of the HMAC that signs list cursors; derived from JWT_SECRET when unset. */
   CURSOR_SECRET: optionalText,
   LOG_LEVEL: z.preprocess(
@@ -55,6 +58,8 @@ export interface JwtConfig {
   publicKey?: string;
   issuer?: string;
   audience?: string;
+  /** JWT_MAX_TTL in seconds: tokens that live longer (or carry no finite exp) are refused. */
+  maxTtlSeconds: number;
 }
 
 export interface Config {
@@ -93,6 +98,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
     throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
   }
   const e = parsed.data;
+  let maxTtlSeconds: number;
+  try {
+    maxTtlSeconds = parseDuration(e.JWT_MAX_TTL);
+  } catch (error) {
+    throw new ConfigError(`invalid configuration:\n  JWT_MAX_TTL: ${(error as Error).message}`);
+  }
+  if (e.NODE_ENV === 'production' && e.JWT_PUBLIC_KEY && !e.JWT_SECRET && !e.CURSOR_SECRET) {
+    // Each replica would draw its own random cursor key: a cursor from one would be refused by the next.
+    throw new ConfigError('CURSOR_SECRET must be set when NODE_ENV=production and tokens use JWT_PUBLIC_KEY');
+  }
   let secret = e.JWT_SECRET;
   let source: Config['jwtSecretSource'] = secret ? 'env' : 'none';
   if (!secret && !e.JWT_PUBLIC_KEY) {
@@ -108,7 +123,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
     dataDir: e.DATA_DIR,
     databaseUrl: e.DATABASE_URL,
     eventStoreUrl: e.EVENTSTORE_URL,
-    jwt: { secret, publicKey: e.JWT_PUBLIC_KEY, issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE },
+    jwt: {
+      secret,
+      publicKey: e.JWT_PUBLIC_KEY,
+      issuer: e.JWT_ISSUER,
+      audience: e.JWT_AUDIENCE,
+      maxTtlSeconds,
+    },
     jwtSecretSource: source,
     cursorSecret: cursorKey(e.CURSOR_SECRET, secret),
     logLevel: e.LOG_LEVEL,

@@ -173,6 +173,10 @@ program
           'tokens are verified with JWT_PUBLIC_KEY: mint them with the matching private key, not with `its token`',
         );
       }
+      if (parseDuration(options.ttl) > config.jwt.maxTtlSeconds)
+        throw new ConfigError(
+          `--ttl ${options.ttl} is longer than JWT_MAX_TTL allows: the service would refuse it`,
+        );
       const now = Math.floor(Date.now() / 1000);
       const payload: Record<string, unknown> = {
         sub: options.sub,
