@@ -49,6 +49,12 @@ const Environment = z.object({
   ),
   CONSISTENCY_TIMEOUT_MS: integer(5000, 0, 600_000),
   RATE_LIMIT_PER_MINUTE: integer(6000, 1, Number.MAX_SAFE_INTEGER),
+  /** The longest a client may take to send a whole request (headers and body), then 408. */
+  REQUEST_TIMEOUT_MS: integer(30_000, 1, 3_600_000),
+  /** A connection silent this long in both directions is closed (live streams send a comment every 15 s). */
+  IDLE_TIMEOUT_MS: integer(60_000, 1, 3_600_000),
+  /** Connections held open at once; more are closed as they arrive. */
+  MAX_CONNECTIONS: integer(1024, 1, 1_000_000),
 });
 
 export interface JwtConfig {
@@ -76,6 +82,9 @@ export interface Config {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   consistencyTimeoutMs: number;
   rateLimitPerMinute: number;
+  requestTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxConnections: number;
 }
 
 export class ConfigError extends Error {
@@ -135,6 +144,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
     logLevel: e.LOG_LEVEL,
     consistencyTimeoutMs: e.CONSISTENCY_TIMEOUT_MS,
     rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
+    requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+    idleTimeoutMs: e.IDLE_TIMEOUT_MS,
+    maxConnections: e.MAX_CONNECTIONS,
   };
 }
 

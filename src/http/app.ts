@@ -19,7 +19,7 @@ import {
 import { uuidv7 } from 'uuidv7';
 import type { Runtime } from '../app/runtime.ts';
 import { OPERATION_ROLES, rateLimitKey, registerAuth, type Operation } from './auth.ts';
-import { HttpProblem, sendProblem, toProblem, validationFailed } from './errors.ts';
+import { clientErrorResponse, HttpProblem, sendProblem, toProblem, validationFailed } from './errors.ts';
 import { activityRoutes } from './routes/activity.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { eventRoutes } from './routes/events.ts';
@@ -66,6 +66,19 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
           },
         }),
     bodyLimit: BODY_LIMIT,
+    // Slow clients are cut off: a whole request within REQUEST_TIMEOUT_MS, no socket silent past IDLE_TIMEOUT_MS.
+    requestTimeout: runtime.config.requestTimeoutMs,
+    connectionTimeout: runtime.config.idleTimeoutMs,
+    http: {
+      headersTimeout: Math.min(runtime.config.requestTimeoutMs, 10_000),
+      // How often node looks for requests past their timeout (its default, 30 s, would double a short one).
+      connectionsCheckingInterval: Math.min(1_000, runtime.config.requestTimeoutMs),
+    },
+    clientErrorHandler: (error, socket) => {
+      const response = clientErrorResponse(error as { code?: string });
+      if (response === null || !socket.writable) return void socket.destroy();
+      socket.end(response, () => socket.destroy());
+    },
     genReqId: (request) => {
       const incoming = request.headers['x-request-id'];
       return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : uuidv7();
@@ -79,6 +92,7 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
       sendProblem(reply, toProblem(error));
     },
   });
+  app.server.maxConnections = runtime.config.maxConnections;
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   // JSON only: fastify's text/plain parser would hand handlers a string where they expect an object.
@@ -102,9 +116,11 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
         'retry-after': '1',
       });
   });
-  // A keep-alive socket that goes idle after close() began would hold the server open until its timeout.
-  app.addHook('onSend', async (_request, reply) => {
-    if (closing) reply.header('connection', 'close');
+  // A keep-alive socket that goes idle after close() began would hold the server open until its timeout;
+  // one refused before its body arrived would stay open while node drains whatever the client trickles.
+  app.addHook('onSend', async (request, reply) => {
+    const refusedEarly = (reply.statusCode === 401 || reply.statusCode === 413) && !request.raw.complete;
+    if (closing || refusedEarly) reply.header('connection', 'close');
   });
   // Before the schemas run: a NUL or a lone surrogate would pass them and then fail in PostgreSQL.
   // Bodies were checked on their raw text as they were parsed (refuseUnstorable).

@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyReply } from 'fastify';
 import { isDatabaseUnavailable } from '../db/database.ts';
 import { ConcurrencyRetriesExhausted, IdempotencyKeyReused, VersionConflict } from '../commands/index.ts';
@@ -22,6 +23,8 @@ export type ProblemCode =
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'IDEMPOTENCY_KEY_REUSED'
   | 'RATE_LIMITED'
+  | 'REQUEST_TIMEOUT'
+  | 'HEADERS_TOO_LARGE'
   | 'UNAVAILABLE'
   | 'INTERNAL';
 
@@ -51,6 +54,8 @@ const STATUS: Record<ProblemCode, { status: number; title: string }> = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported media type' },
   IDEMPOTENCY_KEY_REUSED: { status: 422, title: 'Idempotency key reused' },
   RATE_LIMITED: { status: 429, title: 'Rate limited' },
+  REQUEST_TIMEOUT: { status: 408, title: 'Request timeout' },
+  HEADERS_TOO_LARGE: { status: 431, title: 'Request header fields too large' },
   UNAVAILABLE: { status: 503, title: 'Service unavailable' },
   INTERNAL: { status: 500, title: 'Internal error' },
 };
@@ -214,4 +219,24 @@ export function sendProblem(
   for (const [name, value] of Object.entries(mapped.headers)) reply.header(name, value);
   // A string payload skips the route's response serializer: an error body never fails to serialize.
   return reply.code(mapped.problem.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(mapped.problem));
+}
+
+/**
+ * The raw HTTP answer to an error node's parser raises before fastify sees a request (malformed
+ * HTTP, headers too large, a request not received in time), as problem+json; null when the client is gone.
+ */
+export function clientErrorResponse(error: { code?: string }): string | null {
+  if (error.code === 'ECONNRESET') return null;
+  const body =
+    error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? problem('REQUEST_TIMEOUT', 'the request did not arrive in time (REQUEST_TIMEOUT_MS)')
+      : error.code === 'HPE_HEADER_OVERFLOW'
+        ? problem('HEADERS_TOO_LARGE', 'the request headers are larger than the server accepts')
+        : problem('VALIDATION_FAILED', 'the request is not well-formed HTTP');
+  const text = JSON.stringify(body);
+  return (
+    `HTTP/1.1 ${body.status} ${STATUS_CODES[body.status]}\r\n` +
+    `Content-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(text)}\r\n` +
+    `Connection: close\r\n\r\n${text}`
+  );
 }
