@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino, type Logger } from 'pino';
 import { runRebuildCommand, runStatusCommand } from '../../projections/cli.ts';
@@ -5,7 +6,7 @@ import { openConfiguredDatabase, openRuntime, type Runtime } from '../app/runtim
 import { ConfigError, devSecretPath, loadConfig, type Config } from '../config.ts';
 import { migrateToLatest } from '../db/migrate.ts';
 import { INCIDENT_ID_PATTERN, ORG_ID_PATTERN, incidentStreamName } from '../domain/streams.ts';
-import { buildApp, REDACTED_LOG_PATHS } from '../http/app.ts';
+import { buildApp, openApiDocument, REDACTED_LOG_PATHS } from '../http/app.ts';
 import { ROLES } from '../http/auth.ts';
 import { parseDuration, signToken } from '../http/tokens.ts';
 
@@ -215,6 +216,16 @@ program
         if (events.length < page) break;
       }
     });
+  });
+
+program
+  .command('openapi')
+  .description('write the OpenAPI document the server serves at /openapi.json (no database needed)')
+  .option('--out <file>', 'write to this file instead of stdout')
+  .action(async (options: { out?: string }) => {
+    const text = `${JSON.stringify(await openApiDocument(), null, 2)}\n`;
+    if (options.out) writeFileSync(options.out, text);
+    else process.stdout.write(text);
   });
 
 try {

@@ -10,16 +10,14 @@ import Fastify, {
   type FastifyPluginOptions,
   type FastifyServerOptions,
 } from 'fastify';
-import {
-  jsonSchemaTransform,
-  jsonSchemaTransformObject,
-  serializerCompiler,
-  validatorCompiler,
-} from 'fastify-type-provider-zod';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { uuidv7 } from 'uuidv7';
-import type { Runtime } from '../app/runtime.ts';
-import { OPERATION_ROLES, rateLimitKey, registerAuth, type Operation } from './auth.ts';
+import { openRuntime, type Runtime } from '../app/runtime.ts';
+import { loadConfig } from '../config.ts';
+import { openPGlite } from '../db/database.ts';
+import { rateLimitKey, registerAuth } from './auth.ts';
 import { clientErrorResponse, HttpProblem, sendProblem, toProblem, validationFailed } from './errors.ts';
+import { swaggerOptions } from './openapi.ts';
 import { activityRoutes } from './routes/activity.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { eventRoutes } from './routes/events.ts';
@@ -165,22 +163,7 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
   });
 
   app.register(fastifyHelmet, { global: true });
-  app.register(fastifySwagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: {
-        title: 'ITS: Incident & Timeline Service',
-        version: '1.0.0',
-        description:
-          'Event-sourced incidents. Errors are application/problem+json. Writes answer once the read models include them (202 when they do not in time, or with Prefer: respond-async).',
-      },
-      components: {
-        securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
-      },
-    },
-    transform: documentRoute,
-    transformObject: jsonSchemaTransformObject,
-  });
+  app.register(fastifySwagger, swaggerOptions);
   app.register(fastifySwaggerUi, { routePrefix: '/docs', staticCSP: true });
   app.register(shared(async (root) => registerAuth(root, runtime.config.jwt)));
   app.register(fastifyRateLimit, {
@@ -220,41 +203,16 @@ function refuseUnstorable(text: string, done: ParserDone): ParserDone {
   };
 }
 
-const problemResponse = (description: string) => ({
-  description,
-  content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
-});
-
-/** Documents each route's schema, its security and the problems it can answer with. */
-const documentRoute: typeof jsonSchemaTransform = (document) => {
-  const transformed = jsonSchemaTransform(document);
-  const operation = (document.route.config as { operation?: Operation } | undefined)?.operation;
-  if (!operation || transformed.schema.hide) return transformed;
-  const schema = transformed.schema as Record<string, unknown> & { response?: Record<string, unknown> };
-  const responses: Record<string, unknown> = { ...schema.response };
-  responses['400'] ??= problemResponse('VALIDATION_FAILED: the body, query or path fails its schema');
-  responses['503'] ??= problemResponse(
-    'UNAVAILABLE: the event store or database is unreachable (Retry-After)',
-  );
-  if (OPERATION_ROLES[operation] !== null) {
-    schema.security = [{ bearerAuth: [] }];
-    responses['401'] ??= problemResponse('UNAUTHENTICATED: missing, malformed, forged or expired token');
-    responses['403'] ??= problemResponse('FORBIDDEN: the token lacks the org or the role');
-    responses['404'] ??= problemResponse('NOT_FOUND');
-    responses['429'] ??= problemResponse('RATE_LIMITED: too many requests for this token (Retry-After)');
+/** The OpenAPI document of a server with this configuration, built over a throwaway in-memory database. */
+export async function openApiDocument(): Promise<unknown> {
+  const config = loadConfig({ JWT_SECRET: 'openapi-document-only', LOG_LEVEL: 'silent' });
+  const runtime = await openRuntime(config, { database: await openPGlite(), workers: false, migrate: true });
+  const app = buildApp(runtime, { logger: false });
+  try {
+    await app.ready();
+    return app.swagger();
+  } finally {
+    await app.close();
+    await runtime.close();
   }
-  const method = Array.isArray(document.route.method) ? document.route.method[0] : document.route.method;
-  if (method !== 'GET') {
-    if (document.url.includes(':incidentId')) {
-      responses['409'] ??= problemResponse('INVALID_TRANSITION: the lifecycle does not allow the move');
-      responses['412'] ??= problemResponse('VERSION_CONFLICT: If-Match names another version');
-    }
-    responses['413'] ??= problemResponse('PAYLOAD_TOO_LARGE: body over 1 MiB');
-    responses['415'] ??= problemResponse('UNSUPPORTED_MEDIA_TYPE: the body is not JSON');
-    responses['422'] ??= problemResponse(
-      'IDEMPOTENCY_KEY_REUSED: the Idempotency-Key was used for another request',
-    );
-  }
-  schema.response = responses;
-  return transformed;
-};
+}

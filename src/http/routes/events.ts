@@ -57,6 +57,7 @@ export const eventRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (a
       config: { operation: 'readEvents' },
       schema: {
         tags,
+        operationId: 'readIncidentEvents',
         summary: "One incident's stream, by version",
         params: IncidentParams,
         querystring: StreamEventsQuery,
@@ -93,6 +94,7 @@ export const eventRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (a
       config: { operation: 'readEvents' },
       schema: {
         tags,
+        operationId: 'readOrgEvents',
         summary: "The org's events from every incident, in global-log order",
         description:
           'Total and stable order: reading again from any position gives the same events. Follow nextFromPosition until it is null.',

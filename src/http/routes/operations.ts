@@ -57,6 +57,7 @@ export const operationsRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = asy
       config: open,
       schema: {
         tags,
+        operationId: 'live',
         summary: '200 while the process runs',
         response: { 200: z.object({ status: z.literal('ok') }) },
       },
@@ -70,6 +71,7 @@ export const operationsRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = asy
       config: open,
       schema: {
         tags,
+        operationId: 'ready',
         summary: "200 when the event store and the database answer, else 503; with each projection's lag",
         response: { 200: Readiness, 503: Readiness },
       },
@@ -103,7 +105,20 @@ export const operationsRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = asy
 
   app.get(
     '/metrics',
-    { config: open, schema: { tags, summary: 'Prometheus metrics (text exposition format)' } },
+    {
+      config: open,
+      schema: {
+        tags,
+        operationId: 'metrics',
+        summary: 'Prometheus metrics (text exposition format)',
+        response: {
+          200: {
+            description: 'Prometheus text exposition format',
+            content: { 'text/plain': { schema: z.string() } },
+          },
+        },
+      },
+    },
     async (_request, reply) => {
       reply.type(runtime.metrics.registry.contentType);
       return runtime.metrics.registry.metrics();
