@@ -25,8 +25,8 @@ export interface CommandContext {
   idempotencyKey?: string;
   /** Hash of what identifies the request (method, route, params, body); required with an idempotency key. */
   requestFingerprint?: string;
-  /** `If-Match`: the version the caller saw; the write fails with VersionConflict if it moved. */
-  ifMatch?: number;
+  /** `If-Match`: the version(s) the caller saw; the write fails with VersionConflict at any other. */
+  ifMatch?: number | readonly number[];
 }
 
 type Without<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -63,12 +63,15 @@ export interface CommandMetrics {
 export class VersionConflict extends Error {
   override readonly name = 'VersionConflict';
   constructor(
-    readonly expected: number,
+    readonly expected: number | readonly number[],
     readonly actual: number,
   ) {
-    super(`incident is at version ${actual}, not ${expected}`);
+    super(`incident is at version ${actual}, not ${[expected].flat().join(' or ') || 'the one named'}`);
   }
 }
+
+const matchesIfMatch = (ifMatch: number | readonly number[], version: number) =>
+  typeof ifMatch === 'number' ? ifMatch === version : ifMatch.includes(version);
 
 /** The idempotency key was used before for a different request. */
 export class IdempotencyKeyReused extends Error {
@@ -236,7 +239,7 @@ export class IncidentCommands {
       if (done) return { ...this.result(plan, done.version, done.position), outcome: 'ok' };
       if (loaded.state === initialState && plan.command.type !== 'CreateIncident')
         throw new IncidentNotFound(plan.incidentId);
-      if (ctx.ifMatch !== undefined && ctx.ifMatch !== loaded.version)
+      if (ctx.ifMatch !== undefined && !matchesIfMatch(ctx.ifMatch, loaded.version))
         throw new VersionConflict(ctx.ifMatch, loaded.version);
 
       const events = decide(plan.command, loaded.state);
