@@ -103,6 +103,10 @@ interface Loaded {
   landed: Map<string, { version: number; position: string }>;
 }
 
+/** How long a duplicate waits for the first request with its idempotency key to answer, polling this often. */
+const IN_FLIGHT_WAIT_MS = 5_000;
+const IN_FLIGHT_POLL_MS = 20;
+
 /** Bump when IncidentState changes shape: older snapshots are then ignored. */
 const SNAPSHOT_SCHEMA_VERSION = 1;
 
@@ -124,6 +128,9 @@ export class IncidentCommands {
   private readonly snapshotEvery: number;
   private readonly maxRetries: number;
   private readonly clock: () => Date;
+  /** Idempotent requests running in this process, by org and key; and keys whose last attempt here failed. */
+  private readonly inFlight = new Map<string, Promise<unknown>>();
+  private readonly abandoned = new Set<string>();
 
   constructor(options: IncidentCommandsOptions) {
     this.store = options.store;
@@ -199,6 +206,35 @@ export class IncidentCommands {
     key: string,
     plan: () => Plan,
   ): Promise<CommandResult & { outcome: 'ok' | 'noop' }> {
+    // Duplicates in this process run one after another: each later one finds the answer stored.
+    const id = `${ctx.orgId}\n${key}`;
+    const earlier = this.inFlight.get(id);
+    const attempt = (async () => {
+      await earlier?.catch(() => {});
+      try {
+        const result = await this.reserveAndRun(ctx, key, id, plan);
+        this.abandoned.delete(id);
+        return result;
+      } catch (error) {
+        this.abandoned.add(id);
+        if (this.abandoned.size > 10_000) this.abandoned.delete(this.abandoned.values().next().value!);
+        throw error;
+      }
+    })();
+    this.inFlight.set(id, attempt);
+    try {
+      return await attempt;
+    } finally {
+      if (this.inFlight.get(id) === attempt) this.inFlight.delete(id);
+    }
+  }
+
+  private async reserveAndRun(
+    ctx: CommandContext,
+    key: string,
+    id: string,
+    plan: () => Plan,
+  ): Promise<CommandResult & { outcome: 'ok' | 'noop' }> {
     const fingerprint = ctx.requestFingerprint ?? '';
     const candidate = plan();
     const db = this.database.db;
@@ -210,13 +246,22 @@ export class IncidentCommands {
       .executeTakeFirst();
     let reserved = candidate;
     if (!inserted) {
-      const row = await db
-        .selectFrom('idempotency_keys')
-        .select(['request_hash', 'reservation', 'response'])
-        .where('org_id', '=', ctx.orgId)
-        .where('key', '=', key)
-        .executeTakeFirstOrThrow();
+      const readRow = () =>
+        db
+          .selectFrom('idempotency_keys')
+          .select(['request_hash', 'reservation', 'response'])
+          .where('org_id', '=', ctx.orgId)
+          .where('key', '=', key)
+          .executeTakeFirstOrThrow();
+      let row = await readRow();
       if (row.request_hash !== fingerprint) throw new IdempotencyKeyReused(key);
+      // Another process may be landing it (duplicates in this one waited above): wait while its plan
+      // is fresh, unless this process saw that attempt fail. Only a dead attempt's plan runs again.
+      const planned = Date.parse((row.reservation as Plan).occurredAt);
+      while (!row.response && !this.abandoned.has(id) && Date.now() < planned + IN_FLIGHT_WAIT_MS) {
+        await new Promise((resolve) => setTimeout(resolve, IN_FLIGHT_POLL_MS));
+        row = await readRow();
+      }
       if (row.response) return { ...(row.response as CommandResult), replayed: true, outcome: 'ok' };
       reserved = row.reservation as Plan;
     }
