@@ -53,6 +53,8 @@ const Environment = z.object({
   REQUEST_TIMEOUT_MS: integer(30_000, 1, 3_600_000),
   /** A connection silent this long in both directions is closed (live streams send a comment every 15 s). */
   IDLE_TIMEOUT_MS: integer(60_000, 1, 3_600_000),
+  /** When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>` (health stays open for probes). */
+  METRICS_TOKEN: optionalText,
   /** Connections held open at once; more are closed as they arrive. */
   MAX_CONNECTIONS: integer(1024, 1, 1_000_000),
 });
@@ -85,6 +87,7 @@ export interface Config {
   requestTimeoutMs: number;
   idleTimeoutMs: number;
   maxConnections: number;
+  metricsToken?: string;
 }
 
 export class ConfigError extends Error {
@@ -147,6 +150,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     idleTimeoutMs: e.IDLE_TIMEOUT_MS,
     maxConnections: e.MAX_CONNECTIONS,
+    metricsToken: e.METRICS_TOKEN,
   };
 }
 

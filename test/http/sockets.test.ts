@@ -171,3 +171,27 @@ describe('the edge on a real socket, under slow, oversized and aborted clients',
     expect(metrics).not.toMatch(/status_code="503"|status="503"/);
   });
 });
+
+describe('METRICS_TOKEN', () => {
+  it('closes /metrics to requests without the token, and leaves health open for probes', async () => {
+    const t = await startTestApp({ workers: false, env: { METRICS_TOKEN: 'scrape-secret' } });
+    try {
+      const metrics = (authorization?: string) =>
+        t.app.inject({ method: 'GET', url: '/metrics', headers: authorization ? { authorization } : {} });
+      expect((await metrics()).statusCode).toBe(401);
+      expect((await metrics('Bearer wrong')).statusCode).toBe(401);
+      const scraped = await metrics('Bearer scrape-secret');
+      expect(scraped.statusCode).toBe(200);
+      expect(scraped.body).toMatch(/^# HELP /m);
+      expect((await t.app.inject({ method: 'GET', url: '/health/live' })).statusCode).toBe(200);
+    } finally {
+      await t.cleanup();
+    }
+    const open = await startTestApp({ workers: false });
+    try {
+      expect((await open.app.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(200);
+    } finally {
+      await open.cleanup();
+    }
+  });
+});

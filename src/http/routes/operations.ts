@@ -1,9 +1,10 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { projectionStatus } from '../../../projections/index.ts';
 import type { Runtime } from '../../app/runtime.ts';
 import { pingDatabase } from '../../db/database.ts';
-import { RETRY_AFTER_SECONDS } from '../errors.ts';
+import { RETRY_AFTER_SECONDS, unauthenticated } from '../errors.ts';
 
 /** A readiness probe answers quickly, whatever hangs behind it. */
 const CHECK_TIMEOUT_MS = 2_000;
@@ -26,6 +27,12 @@ const Readiness = z
     ),
   })
   .meta({ id: 'Readiness' });
+
+/** Compares two secrets in constant time (their hashes, so their lengths leak nothing either). */
+function sameSecret(given: string, expected: string): boolean {
+  const digest = (text: string) => createHash('sha256').update(text).digest();
+  return timingSafeEqual(digest(given), digest(expected));
+}
 
 function withTimeout<T>(work: Promise<T>, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -111,6 +118,8 @@ export const operationsRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = asy
         tags,
         operationId: 'metrics',
         summary: 'Prometheus metrics (text exposition format)',
+        description:
+          'Open, unless the server sets METRICS_TOKEN: then `Authorization: Bearer <METRICS_TOKEN>` (401 without it).',
         response: {
           200: {
             description: 'Prometheus text exposition format',
@@ -119,7 +128,10 @@ export const operationsRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = asy
         },
       },
     },
-    async (_request, reply) => {
+    async (request, reply) => {
+      const expected = runtime.config.metricsToken;
+      if (expected !== undefined && !sameSecret(request.headers.authorization ?? '', `Bearer ${expected}`))
+        throw unauthenticated('/metrics needs Authorization: Bearer <METRICS_TOKEN>');
       reply.type(runtime.metrics.registry.contentType);
       return runtime.metrics.registry.metrics();
     },
