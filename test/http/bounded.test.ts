@@ -78,10 +78,11 @@ describe('answers stay bounded however busy an incident is', () => {
         method: 'POST',
         url: `/api/orgs/${org}/incidents/${incident}/signals`,
         token,
-        headers: { prefer: 'respond-async' },
+        // The last write waits for the read models, so the feed shows all of them (the log's horizon passed it).
+        headers: i < signals - 1 ? { prefer: 'respond-async' } : {},
         payload: { signalType: 'LOG', source: 'loki', summary: `big ${i}`, data },
       });
-      expect(response.statusCode).toBe(202);
+      expect(response.statusCode).toBe(i < signals - 1 ? 202 : 200);
     }
     const total = signals + 1; // and the creation
 
