@@ -9,7 +9,7 @@ import { openTestDatabase, serverUrl, type TestDatabase } from '../support/datab
 import { expectProblem, validIncident } from './support.ts';
 
 // PGlite runs one statement at a time and has no statement_timeout: this needs a PostgreSQL server.
-describe.skipIf(!serverUrl)('a query cancelled by statement_timeout (57014)', () => {
+describe.skipIf(!serverUrl)('a PostgreSQL server under load', () => {
   let test: TestDatabase;
   let runtime: Runtime;
   let app: ReturnType<typeof buildApp>;
@@ -27,7 +27,7 @@ describe.skipIf(!serverUrl)('a query cancelled by statement_timeout (57014)', ()
     await test?.cleanup();
   });
 
-  it('answers 503 UNAVAILABLE with Retry-After, not 500', async () => {
+  it('answers a query cancelled by statement_timeout (57014) with 503 UNAVAILABLE and Retry-After, not 500', async () => {
     const org = freshOrg();
     const now = Math.floor(Date.now() / 1000);
     const token = signToken(
@@ -58,6 +58,42 @@ describe.skipIf(!serverUrl)('a query cancelled by statement_timeout (57014)', ()
       });
       expectProblem(response, 503, 'UNAVAILABLE');
       expect(Number(response.headers['retry-after'])).toBeGreaterThan(0);
+    } finally {
+      await blocker.query('rollback');
+      await blocker.end();
+    }
+  });
+
+  it('reports events committed behind an open transaction in readiness and metrics', async () => {
+    const org = freshOrg();
+    const now = Math.floor(Date.now() / 1000);
+    const token = signToken(
+      { sub: 'a', orgs: { [org]: ['ORG_ADMIN'] }, iat: now, exp: now + 300 },
+      'HS256',
+      secret,
+    );
+    // A transaction with an id, left open: every event committed after it waits behind the horizon.
+    const blocker = new pg.Client({ connectionString: test.url });
+    await blocker.connect();
+    try {
+      await blocker.query('begin');
+      await blocker.query('select pg_current_xact_id()');
+      const created = await app.inject({
+        method: 'POST',
+        url: `/api/orgs/${org}/incidents`,
+        headers: { authorization: `Bearer ${token}`, prefer: 'respond-async' },
+        payload: validIncident,
+      });
+      expect(created.statusCode).toBe(202);
+      const ready = (await app.inject({ method: 'GET', url: '/health/ready' })).json<{
+        heldBack?: { events: number; seconds: number };
+      }>();
+      expect(ready.heldBack?.events).toBeGreaterThanOrEqual(1);
+      expect(ready.heldBack?.seconds).toBeGreaterThanOrEqual(0);
+      const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+      const gauge = /^its_events_held_back (\d+)/m.exec(metrics);
+      expect(Number(gauge?.[1])).toBeGreaterThanOrEqual(1);
+      expect(metrics).toMatch(/^its_events_held_back_seconds /m);
     } finally {
       await blocker.query('rollback');
       await blocker.end();

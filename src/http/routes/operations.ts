@@ -4,6 +4,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { projectionStatus } from '../../../projections/index.ts';
 import type { Runtime } from '../../app/runtime.ts';
 import { pingDatabase } from '../../db/database.ts';
+import { heldBackEvents } from '../../eventstore/postgres/held-back.ts';
 import { RETRY_AFTER_SECONDS, unauthenticated } from '../errors.ts';
 
 /** A readiness probe answers quickly, whatever hangs behind it. */
@@ -17,6 +18,12 @@ const Readiness = z
     status: z.enum(['ready', 'unavailable']),
     eventStore: Dependency,
     database: Dependency,
+    heldBack: z
+      .object({ events: z.number().int(), seconds: z.number() })
+      .optional()
+      .describe(
+        'events committed but not yet readable (an older transaction still runs), and the age of the oldest; PostgreSQL event store only',
+      ),
     projections: z.array(
       z.object({
         name: z.string(),
@@ -95,11 +102,16 @@ export const operationsRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = asy
             )
           : [];
       const ready = eventStore.status === 'up' && database.status === 'up';
+      const heldBack =
+        ready && runtime.store.kind === 'postgres'
+          ? await withTimeout(heldBackEvents(runtime.database.db), 'held-back events').catch(() => undefined)
+          : undefined;
       if (!ready) reply.code(503).header('retry-after', String(RETRY_AFTER_SECONDS));
       return {
         status: ready ? ('ready' as const) : ('unavailable' as const),
         eventStore,
         database,
+        ...(heldBack ? { heldBack } : {}),
         projections: projections.map((projection) => ({
           name: projection.name,
           lag: projection.lag,
