@@ -2,6 +2,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { parseDuration } from './http/tokens.ts';
 
 const blankAsUndefined = (value: unknown) =>
   typeof value === 'string' && value.trim() === '' ? undefined : value;
@@ -38,6 +39,8 @@ const Environment = z.object({
   ),
   JWT_ISSUER: optionalText,
   JWT_AUDIENCE: optionalText,
+  /** The longest lifetime (exp - iat) of a token the service accepts: `3600`, `15m`, `24h`. */
+  JWT_MAX_TTL: z.preprocess(blankAsUndefined, z.string().default('24h')),
   /** Key of the HMAC that signs list cursors; derived from JWT_SECRET when unset. */
   CURSOR_SECRET: optionalText,
   LOG_LEVEL: z.preprocess(
@@ -51,6 +54,14 @@ const Environment = z.object({
   WEBHOOK_ALLOW_PRIVATE: z.preprocess(blankAsUndefined, z.enum(['true', 'false']).default('false')),
   /** Encrypts webhook secrets at rest (AES-256-GCM under a key derived from it); stored as given when unset. */
   WEBHOOK_SECRET_KEY: optionalText,
+  /** The longest a client may take to send a whole request (headers and body), then 408. */
+  REQUEST_TIMEOUT_MS: integer(30_000, 1, 3_600_000),
+  /** A connection silent this long in both directions is closed (live streams send a comment every 15 s). */
+  IDLE_TIMEOUT_MS: integer(60_000, 1, 3_600_000),
+  /** When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>` (health stays open for probes). */
+  METRICS_TOKEN: optionalText,
+  /** Connections held open at once; more are closed as they arrive. */
+  MAX_CONNECTIONS: integer(1024, 1, 1_000_000),
 });
 
 export interface JwtConfig {
@@ -60,6 +71,8 @@ export interface JwtConfig {
   publicKey?: string;
   issuer?: string;
   audience?: string;
+  /** JWT_MAX_TTL in seconds: tokens that live longer (or carry no finite exp) are refused. */
+  maxTtlSeconds: number;
 }
 
 export interface Config {
@@ -79,6 +92,10 @@ export interface Config {
   databasePoolSize: number;
   rateLimitPerMinute: number;
   webhooks: { allowPrivate: boolean; secretKey?: string };
+  requestTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxConnections: number;
+  metricsToken?: string;
 }
 
 export class ConfigError extends Error {
@@ -101,6 +118,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
     throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
   }
   const e = parsed.data;
+  let maxTtlSeconds: number;
+  try {
+    maxTtlSeconds = parseDuration(e.JWT_MAX_TTL);
+  } catch (error) {
+    throw new ConfigError(`invalid configuration:\n  JWT_MAX_TTL: ${(error as Error).message}`);
+  }
+  if (e.NODE_ENV === 'production' && e.JWT_PUBLIC_KEY && !e.JWT_SECRET && !e.CURSOR_SECRET) {
+    // Each replica would draw its own random cursor key: a cursor from one would be refused by the next.
+    throw new ConfigError('CURSOR_SECRET must be set when NODE_ENV=production and tokens use JWT_PUBLIC_KEY');
+  }
   let secret = e.JWT_SECRET;
   let source: Config['jwtSecretSource'] = secret ? 'env' : 'none';
   if (!secret && !e.JWT_PUBLIC_KEY) {
@@ -116,7 +143,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
     dataDir: e.DATA_DIR,
     databaseUrl: e.DATABASE_URL,
     eventStoreUrl: e.EVENTSTORE_URL,
-    jwt: { secret, publicKey: e.JWT_PUBLIC_KEY, issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE },
+    jwt: {
+      secret,
+      publicKey: e.JWT_PUBLIC_KEY,
+      issuer: e.JWT_ISSUER,
+      audience: e.JWT_AUDIENCE,
+      maxTtlSeconds,
+    },
     jwtSecretSource: source,
     cursorSecret: cursorKey(e.CURSOR_SECRET, secret),
     logLevel: e.LOG_LEVEL,
@@ -127,6 +160,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
       allowPrivate: e.WEBHOOK_ALLOW_PRIVATE === 'true',
       ...(e.WEBHOOK_SECRET_KEY ? { secretKey: e.WEBHOOK_SECRET_KEY } : {}),
     },
+    requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+    idleTimeoutMs: e.IDLE_TIMEOUT_MS,
+    maxConnections: e.MAX_CONNECTIONS,
+    metricsToken: e.METRICS_TOKEN,
   };
 }
 

@@ -12,6 +12,7 @@ import { IncidentCommands } from '../commands/index.ts';
 import type { Config } from '../config.ts';
 import { openPGlite, openPostgres, type Database } from '../db/database.ts';
 import { migrateToLatest } from '../db/migrate.ts';
+import { heldBackEvents } from '../eventstore/postgres/held-back.ts';
 import { PostgresEventStore } from '../eventstore/postgres/index.ts';
 import type { EventStore } from '../eventstore/port.ts';
 import { ServiceMetrics } from '../http/metrics.ts';
@@ -78,6 +79,7 @@ export async function openRuntime(config: Config, options: OpenRuntimeOptions = 
     const commands = new IncidentCommands({ store, database, metrics });
     const alertGroups = new AlertGroupCommands({ store, commands });
     metrics.setProjectionLagSource(async () => projectionStatus(database, store));
+    if (store.kind === 'postgres') metrics.setHeldBackSource(() => heldBackEvents(database.db));
 
     const progress = new ProjectionProgress(database, undefined, {
       onCannotListen(error) {

@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino, type Logger } from 'pino';
 import { runRebuildCommand, runStatusCommand } from '../../projections/cli.ts';
@@ -6,7 +7,7 @@ import { runAuditVerifyCommand } from '../audit/cli.ts';
 import { ConfigError, devSecretPath, loadConfig, type Config } from '../config.ts';
 import { migrateToLatest } from '../db/migrate.ts';
 import { INCIDENT_ID_PATTERN, ORG_ID_PATTERN, incidentStreamName } from '../domain/streams.ts';
-import { buildApp, REDACTED_LOG_PATHS } from '../http/app.ts';
+import { buildApp, openApiDocument, REDACTED_LOG_PATHS } from '../http/app.ts';
 import { ROLES } from '../http/auth.ts';
 import { parseDuration, signToken } from '../http/tokens.ts';
 import { runRedeliver, runWebhookDeliveries, runWebhooksList } from '../webhooks/cli.ts';
@@ -175,6 +176,10 @@ program
           'tokens are verified with JWT_PUBLIC_KEY: mint them with the matching private key, not with `its token`',
         );
       }
+      if (parseDuration(options.ttl) > config.jwt.maxTtlSeconds)
+        throw new ConfigError(
+          `--ttl ${options.ttl} is longer than JWT_MAX_TTL allows: the service would refuse it`,
+        );
       const now = Math.floor(Date.now() / 1000);
       const payload: Record<string, unknown> = {
         sub: options.sub,
@@ -266,6 +271,16 @@ webhooks
   .argument('<deliveryId>')
   .action(async (orgId: string, webhookId: string, deliveryId: string) => {
     await withRuntime((runtime) => runRedeliver(runtime.webhooks.endpoints, orgId, webhookId, deliveryId));
+  });
+
+program
+  .command('openapi')
+  .description('write the OpenAPI document the server serves at /openapi.json (no database needed)')
+  .option('--out <file>', 'write to this file instead of stdout')
+  .action(async (options: { out?: string }) => {
+    const text = `${JSON.stringify(await openApiDocument(), null, 2)}\n`;
+    if (options.out) writeFileSync(options.out, text);
+    else process.stdout.write(text);
   });
 
 try {

@@ -29,8 +29,8 @@ export interface CommandContext {
   idempotencyKey?: string;
   /** Hash of what identifies the request (method, route, params, body); required with an idempotency key. */
   requestFingerprint?: string;
-  /** `If-Match`: the version the caller saw; the write fails with VersionConflict if it moved. */
-  ifMatch?: number;
+  /** `If-Match`: the version(s) the caller saw; the write fails with VersionConflict at any other. */
+  ifMatch?: number | readonly number[];
 }
 
 type Without<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -67,12 +67,15 @@ export interface CommandMetrics {
 export class VersionConflict extends Error {
   override readonly name = 'VersionConflict';
   constructor(
-    readonly expected: number,
+    readonly expected: number | readonly number[],
     readonly actual: number,
   ) {
-    super(`incident is at version ${actual}, not ${expected}`);
+    super(`incident is at version ${actual}, not ${[expected].flat().join(' or ') || 'the one named'}`);
   }
 }
+
+const matchesIfMatch = (ifMatch: number | readonly number[], version: number) =>
+  typeof ifMatch === 'number' ? ifMatch === version : ifMatch.includes(version);
 
 /** The idempotency key was used before for a different request. */
 export class IdempotencyKeyReused extends Error {
@@ -113,6 +116,10 @@ interface Loaded {
   source: 'read' | 'cached' | 'new';
 }
 
+/** How long a duplicate waits for the first request with its idempotency key to answer, polling this often. */
+const IN_FLIGHT_WAIT_MS = 5_000;
+const IN_FLIGHT_POLL_MS = 20;
+
 /** Bump when IncidentState changes shape: older snapshots are then ignored. */
 const SNAPSHOT_SCHEMA_VERSION = 1;
 
@@ -137,6 +144,9 @@ export class IncidentCommands {
   private readonly maxRetries: number;
   private readonly clock: () => Date;
   private readonly cache: StreamCache;
+  /** Idempotent requests running in this process, by org and key; and keys whose last attempt here failed. */
+  private readonly inFlight = new Map<string, Promise<unknown>>();
+  private readonly abandoned = new Set<string>();
 
   constructor(options: IncidentCommandsOptions) {
     this.store = options.store;
@@ -228,6 +238,35 @@ export class IncidentCommands {
     key: string,
     plan: () => Plan,
   ): Promise<CommandResult & { outcome: 'ok' | 'noop' }> {
+    // Duplicates in this process run one after another: each later one finds the answer stored.
+    const id = `${ctx.orgId}\n${key}`;
+    const earlier = this.inFlight.get(id);
+    const attempt = (async () => {
+      await earlier?.catch(() => {});
+      try {
+        const result = await this.reserveAndRun(ctx, key, id, plan);
+        this.abandoned.delete(id);
+        return result;
+      } catch (error) {
+        this.abandoned.add(id);
+        if (this.abandoned.size > 10_000) this.abandoned.delete(this.abandoned.values().next().value!);
+        throw error;
+      }
+    })();
+    this.inFlight.set(id, attempt);
+    try {
+      return await attempt;
+    } finally {
+      if (this.inFlight.get(id) === attempt) this.inFlight.delete(id);
+    }
+  }
+
+  private async reserveAndRun(
+    ctx: CommandContext,
+    key: string,
+    id: string,
+    plan: () => Plan,
+  ): Promise<CommandResult & { outcome: 'ok' | 'noop' }> {
     const fingerprint = ctx.requestFingerprint ?? '';
     const candidate = plan();
     const db = this.database.db;
@@ -239,13 +278,22 @@ export class IncidentCommands {
       .executeTakeFirst();
     let reserved = candidate;
     if (!inserted) {
-      const row = await db
-        .selectFrom('idempotency_keys')
-        .select(['request_hash', 'reservation', 'response'])
-        .where('org_id', '=', ctx.orgId)
-        .where('key', '=', key)
-        .executeTakeFirstOrThrow();
+      const readRow = () =>
+        db
+          .selectFrom('idempotency_keys')
+          .select(['request_hash', 'reservation', 'response'])
+          .where('org_id', '=', ctx.orgId)
+          .where('key', '=', key)
+          .executeTakeFirstOrThrow();
+      let row = await readRow();
       if (row.request_hash !== fingerprint) throw new IdempotencyKeyReused(key);
+      // Another process may be landing it (duplicates in this one waited above): wait while its plan
+      // is fresh, unless this process saw that attempt fail. Only a dead attempt's plan runs again.
+      const planned = Date.parse((row.reservation as Plan).occurredAt);
+      while (!row.response && !this.abandoned.has(id) && Date.now() < planned + IN_FLIGHT_WAIT_MS) {
+        await new Promise((resolve) => setTimeout(resolve, IN_FLIGHT_POLL_MS));
+        row = await readRow();
+      }
       if (row.response) return { ...(row.response as CommandResult), replayed: true, outcome: 'ok' };
       reserved = row.reservation as Plan;
     }
@@ -281,7 +329,7 @@ export class IncidentCommands {
         if (done) return { ...this.result(plan, done.version, done.position), outcome: 'ok' };
         if (loaded.state === initialState && !createsIncident(plan.command))
           throw new IncidentNotFound(plan.incidentId);
-        if (ctx.ifMatch !== undefined && ctx.ifMatch !== loaded.version)
+        if (ctx.ifMatch !== undefined && !matchesIfMatch(ctx.ifMatch, loaded.version))
           throw new VersionConflict(ctx.ifMatch, loaded.version);
         events = decide(plan.command, loaded.state);
       } catch (error) {

@@ -10,16 +10,14 @@ import Fastify, {
   type FastifyPluginOptions,
   type FastifyServerOptions,
 } from 'fastify';
-import {
-  jsonSchemaTransform,
-  jsonSchemaTransformObject,
-  serializerCompiler,
-  validatorCompiler,
-} from 'fastify-type-provider-zod';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { uuidv7 } from 'uuidv7';
-import type { Runtime } from '../app/runtime.ts';
-import { OPERATION_ROLES, rateLimitKey, registerAuth, type Operation } from './auth.ts';
-import { HttpProblem, sendProblem, toProblem, validationFailed } from './errors.ts';
+import { openRuntime, type Runtime } from '../app/runtime.ts';
+import { loadConfig } from '../config.ts';
+import { openPGlite } from '../db/database.ts';
+import { rateLimitKey, registerAuth } from './auth.ts';
+import { clientErrorResponse, HttpProblem, sendProblem, toProblem, validationFailed } from './errors.ts';
+import { swaggerOptions } from './openapi.ts';
 import { activityRoutes } from './routes/activity.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { alertRoutes } from './routes/alerts.ts';
@@ -28,7 +26,7 @@ import { eventRoutes } from './routes/events.ts';
 import { incidentRoutes } from './routes/incidents.ts';
 import { operationsRoutes } from './routes/operations.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
-import { findUnstorableText } from './schemas.ts';
+import { findUnstorable, scanJsonText } from './unstorable.ts';
 
 export interface BuildAppOptions {
   /** fastify's logger option; default: pino at the configured level, Authorization redacted. */
@@ -69,6 +67,19 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
           },
         }),
     bodyLimit: BODY_LIMIT,
+    // Slow clients are cut off: a whole request within REQUEST_TIMEOUT_MS, no socket silent past IDLE_TIMEOUT_MS.
+    requestTimeout: runtime.config.requestTimeoutMs,
+    connectionTimeout: runtime.config.idleTimeoutMs,
+    http: {
+      headersTimeout: Math.min(runtime.config.requestTimeoutMs, 10_000),
+      // How often node looks for requests past their timeout (its default, 30 s, would double a short one).
+      connectionsCheckingInterval: Math.min(1_000, runtime.config.requestTimeoutMs),
+    },
+    clientErrorHandler: (error, socket) => {
+      const response = clientErrorResponse(error as { code?: string });
+      if (response === null || !socket.writable) return void socket.destroy();
+      socket.end(response, () => socket.destroy());
+    },
     genReqId: (request) => {
       const incoming = request.headers['x-request-id'];
       return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : uuidv7();
@@ -82,6 +93,7 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
       sendProblem(reply, toProblem(error));
     },
   });
+  app.server.maxConnections = runtime.config.maxConnections;
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   // JSON only: fastify's text/plain parser would hand handlers a string where they expect an object.
@@ -89,7 +101,7 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
   const parseJson = app.getDefaultJsonParser('error', 'error');
   // An empty body is no body (a DELETE sent with a JSON content type); the schema decides if one was needed.
   const parseJsonOrNothing: typeof parseJson = (request, body, done) =>
-    body === '' ? done(null, undefined) : parseJson(request, body, done);
+    body === '' ? done(null, undefined) : parseJson(request, body, refuseUnstorable(body, done));
   // `application/merge-patch+json` and other `+json` types are JSON too.
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonOrNothing);
   app.addContentTypeParser(/^application\/[\w.-]+\+json$/, { parseAs: 'string' }, parseJsonOrNothing);
@@ -105,18 +117,20 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
         'retry-after': '1',
       });
   });
-  // A keep-alive socket that goes idle after close() began would hold the server open until its timeout.
-  app.addHook('onSend', async (_request, reply) => {
-    if (closing) reply.header('connection', 'close');
+  // A keep-alive socket that goes idle after close() began would hold the server open until its timeout;
+  // one refused before its body arrived would stay open while node drains whatever the client trickles.
+  app.addHook('onSend', async (request, reply) => {
+    const refusedEarly = (reply.statusCode === 401 || reply.statusCode === 413) && !request.raw.complete;
+    if (closing || refusedEarly) reply.header('connection', 'close');
   });
   // Before the schemas run: a NUL or a lone surrogate would pass them and then fail in PostgreSQL.
+  // Bodies were checked on their raw text as they were parsed (refuseUnstorable).
   app.addHook('preValidation', async (request) => {
     for (const [part, value] of [
       ['params', request.params],
       ['querystring', request.query],
-      ['body', request.body],
     ] as const) {
-      const found = findUnstorableText(value);
+      const found = findUnstorable(value);
       if (found !== null)
         throw validationFailed(`the request ${part} cannot be stored as it is`, [
           { path: found.path || part, message: found.message },
@@ -152,22 +166,7 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
   });
 
   app.register(fastifyHelmet, { global: true });
-  app.register(fastifySwagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: {
-        title: 'ITS: Incident & Timeline Service',
-        version: '1.0.0',
-        description:
-          'Event-sourced incidents. Errors are application/problem+json. Writes answer once the read models include them (202 when they do not in time, or with Prefer: respond-async).',
-      },
-      components: {
-        securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
-      },
-    },
-    transform: documentRoute,
-    transformObject: jsonSchemaTransformObject,
-  });
+  app.register(fastifySwagger, swaggerOptions);
   app.register(fastifySwaggerUi, { routePrefix: '/docs', staticCSP: true });
   app.register(shared(async (root) => registerAuth(root, runtime.config.jwt)));
   app.register(fastifyRateLimit, {
@@ -192,43 +191,34 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
   return app;
 }
 
-const problemResponse = (description: string) => ({
-  description,
-  content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
-});
+type ParserDone = (error: Error | null, body?: unknown) => void;
 
-/** Documents each route's schema, its security and the problems it can answer with. */
-const documentRoute: typeof jsonSchemaTransform = (document) => {
-  const transformed = jsonSchemaTransform(document);
-  const operation = (document.route.config as { operation?: Operation } | undefined)?.operation;
-  if (!operation || transformed.schema.hide) return transformed;
-  const schema = transformed.schema as Record<string, unknown> & { response?: Record<string, unknown> };
-  const responses: Record<string, unknown> = { ...schema.response };
-  responses['400'] ??= problemResponse('VALIDATION_FAILED: the body, query or path fails its schema');
-  responses['503'] ??= problemResponse(
-    'UNAVAILABLE: the event store or database is unreachable (Retry-After)',
-  );
-  if (OPERATION_ROLES[operation] !== null) {
-    schema.security = [{ bearerAuth: [] }];
-    responses['401'] ??= problemResponse('UNAUTHENTICATED: missing, malformed, forged or expired token');
-    responses['403'] ??= problemResponse('FORBIDDEN: the token lacks the org or the role');
-    responses['404'] ??= problemResponse('NOT_FOUND');
-    // Routes with a rate-limit config of their own (ingestion) answer 503 instead of 429.
-    if (!(document.route.config as { rateLimit?: unknown } | undefined)?.rateLimit)
-      responses['429'] ??= problemResponse('RATE_LIMITED: too many requests for this token (Retry-After)');
-  }
-  const method = Array.isArray(document.route.method) ? document.route.method[0] : document.route.method;
-  if (method !== 'GET') {
-    if (document.url.includes(':incidentId')) {
-      responses['409'] ??= problemResponse('INVALID_TRANSITION: the lifecycle does not allow the move');
-      responses['412'] ??= problemResponse('VERSION_CONFLICT: If-Match names another version');
-    }
-    responses['413'] ??= problemResponse('PAYLOAD_TOO_LARGE: body over 1 MiB');
-    responses['415'] ??= problemResponse('UNSUPPORTED_MEDIA_TYPE: the body is not JSON');
-    responses['422'] ??= problemResponse(
-      'IDEMPOTENCY_KEY_REUSED: the Idempotency-Key was used for another request',
+/** Wraps a JSON parser's callback: a parsed body whose raw text PostgreSQL cannot store is a 400. */
+function refuseUnstorable(text: string, done: ParserDone): ParserDone {
+  return (error, parsed) => {
+    const message = error ? null : scanJsonText(text);
+    if (message === null) return done(error, parsed);
+    // Rare, and only for a body already refused: walk it once to name the field.
+    const found = findUnstorable(parsed);
+    done(
+      validationFailed('the request body cannot be stored as it is', [
+        { path: found?.path || 'body', message: found?.message ?? message },
+      ]),
+      undefined,
     );
+  };
+}
+
+/** The OpenAPI document of a server with this configuration, built over a throwaway in-memory database. */
+export async function openApiDocument(): Promise<unknown> {
+  const config = loadConfig({ JWT_SECRET: 'openapi-document-only', LOG_LEVEL: 'silent' });
+  const runtime = await openRuntime(config, { database: await openPGlite(), workers: false, migrate: true });
+  const app = buildApp(runtime, { logger: false });
+  try {
+    await app.ready();
+    return app.swagger();
+  } finally {
+    await app.close();
+    await runtime.close();
   }
-  schema.response = responses;
-  return transformed;
-};
+}

@@ -1,9 +1,10 @@
-import { createHash, createPublicKey } from 'node:crypto';
+import { createPublicKey } from 'node:crypto';
 import fastifyJwt from '@fastify/jwt';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { JwtConfig } from '../config.ts';
 import { forbidden, unauthenticated } from './errors.ts';
+import { findUnstorable } from './unstorable.ts';
 
 export const ROLES = ['ORG_ADMIN', 'SRE_LEAD', 'ONCALL_ENGINEER', 'MEMBER', 'AUDITOR'] as const;
 export type Role = (typeof ROLES)[number];
@@ -34,13 +35,20 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     principal?: Principal;
+    /** Why authentication or authorization failed; answered after the rate limiter has counted it. */
+    authFailure?: unknown;
   }
 }
 
 /** The claims API.md defines; anything else in the token is ignored. */
+const storable = (text: string) => findUnstorable(text) === null;
 export const TokenClaims = z.object({
-  sub: z.string().min(1).max(255),
-  name: z.string().max(255).optional(),
+  // Text PostgreSQL could not store would pass verification and fail later as a 500.
+  sub: z.string().min(1).max(255).refine(storable),
+  name: z.string().max(255).refine(storable).optional(),
+  // z.number() refuses Infinity, which is what `exp: 1e400` parses to.
+  exp: z.number(),
+  iat: z.number().optional(),
   orgs: z.record(z.string(), z.array(z.string())),
   actor_type: z.enum(['USER', 'SYSTEM', 'INTEGRATION']).optional(),
   its_admin: z.boolean().optional(),
@@ -53,9 +61,10 @@ export interface Principal {
   orgs: Record<string, string[]>;
   actorType: 'USER' | 'SYSTEM' | 'INTEGRATION';
   admin: boolean;
-  /** Short hash of the token itself, so rate limits apply per token rather than per person. */
-  tokenHash: string;
 }
+
+/** How far a token's `iat` may run ahead of this clock (another host's clock drifts). */
+const CLOCK_SKEW_SECONDS = 60;
 
 /** The algorithms a key may verify: fixed per key, so `alg: none` and HS/RS confusion never pass. */
 export function verificationAlgorithms(jwt: JwtConfig): string[] {
@@ -86,7 +95,7 @@ export async function registerAuth(app: FastifyInstance, jwt: JwtConfig): Promis
       ...(jwt.issuer ? { allowedIss: jwt.issuer } : {}),
       ...(jwt.audience ? { allowedAud: jwt.audience } : {}),
       // An allowed value alone lets a token without the claim through: require it too.
-      requiredClaims: ['sub', ...(jwt.issuer ? ['iss'] : []), ...(jwt.audience ? ['aud'] : [])],
+      requiredClaims: ['sub', 'exp', ...(jwt.issuer ? ['iss'] : []), ...(jwt.audience ? ['aud'] : [])],
     },
   });
 
@@ -98,16 +107,25 @@ export async function registerAuth(app: FastifyInstance, jwt: JwtConfig): Promis
     }
   });
 
+  // The failure is kept, not thrown, so the rate limiter (a route onRequest hook, after this one)
+  // counts refused requests too; preParsing answers it, still before any body is read.
   app.addHook('onRequest', async (request) => {
     const operation = request.routeOptions.config.operation;
     if (operation === undefined || operation === 'public') return;
-    const principal = authenticate(app, request);
-    request.principal = principal;
-    authorize(operation, principal, (request.params as Record<string, string | undefined>).orgId);
+    try {
+      const principal = authenticate(app, request, jwt.maxTtlSeconds);
+      request.principal = principal;
+      authorize(operation, principal, (request.params as Record<string, string | undefined>).orgId);
+    } catch (error) {
+      request.authFailure = error;
+    }
+  });
+  app.addHook('preParsing', async (request) => {
+    if (request.authFailure !== undefined) throw request.authFailure;
   });
 }
 
-function authenticate(app: FastifyInstance, request: FastifyRequest): Principal {
+function authenticate(app: FastifyInstance, request: FastifyRequest, maxTtlSeconds: number): Principal {
   const header = request.headers.authorization;
   if (!header) throw unauthenticated('an Authorization: Bearer token is required');
   const match = /^Bearer[ ]+([A-Za-z0-9_\-.=+/]+)\s*$/i.exec(header);
@@ -127,14 +145,23 @@ function authenticate(app: FastifyInstance, request: FastifyRequest): Principal 
     );
   }
   const claims = TokenClaims.safeParse(payload);
-  if (!claims.success) throw unauthenticated('the token lacks the claims ITS needs (sub, orgs)');
+  if (!claims.success)
+    throw unauthenticated('the token lacks the claims ITS needs (sub, orgs, a finite exp)');
+  const { exp, iat } = claims.data;
+  const now = Date.now() / 1000;
+  if (iat !== undefined && iat > now + CLOCK_SKEW_SECONDS)
+    throw unauthenticated('the token was issued in the future');
+  // Without a bound, a leaked token (or one minted with exp far ahead) would be good for ever.
+  if (exp - (iat ?? now) > maxTtlSeconds || exp - now > maxTtlSeconds + CLOCK_SKEW_SECONDS)
+    throw unauthenticated(
+      `the token lives longer than the ${maxTtlSeconds} s this service accepts (JWT_MAX_TTL)`,
+    );
   return {
     sub: claims.data.sub,
     name: claims.data.name,
     orgs: claims.data.orgs,
     actorType: claims.data.actor_type ?? 'USER',
     admin: claims.data.its_admin === true,
-    tokenHash: createHash('sha256').update(token).digest('base64url').slice(0, 22),
   };
 }
 
@@ -156,8 +183,15 @@ function authorize(
   }
 }
 
-/** The key a rate limit counts under: per token, and per address for requests without one. */
+/**
+ * The key a rate limit counts under: the subject within the path's org (a fresh `iat` or another
+ * spelling of the signature is the same person), and the client address for requests without a
+ * valid token. A path org the token lacks counts under the subject alone, so it buys no new bucket.
+ */
 export function rateLimitKey(request: FastifyRequest): string {
   const principal = request.principal;
-  return principal ? `token:${principal.sub}:${principal.tokenHash}` : `ip:${request.ip}`;
+  if (!principal) return `ip:${request.ip}`;
+  const orgId = (request.params as Record<string, string | undefined>).orgId;
+  const org = orgId !== undefined && Object.hasOwn(principal.orgs, orgId) ? orgId : '-';
+  return `sub:${JSON.stringify([org, principal.sub])}`;
 }

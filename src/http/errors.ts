@@ -1,7 +1,8 @@
+import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyReply } from 'fastify';
 import { isDatabaseUnavailable } from '../db/database.ts';
 import { ConcurrencyRetriesExhausted, IdempotencyKeyReused, VersionConflict } from '../commands/index.ts';
-import { DomainError } from '../domain/incident/index.ts';
+import { DomainError, type DomainErrorCode } from '../domain/incident/index.ts';
 import { EventStoreUnavailable, InvalidPosition } from '../eventstore/port.ts';
 
 /**
@@ -16,11 +17,14 @@ export type ProblemCode =
   | 'FORBIDDEN'
   | 'NOT_FOUND'
   | 'INVALID_TRANSITION'
+  | 'INCIDENT_EXISTS'
   | 'VERSION_CONFLICT'
   | 'PAYLOAD_TOO_LARGE'
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'IDEMPOTENCY_KEY_REUSED'
   | 'RATE_LIMITED'
+  | 'REQUEST_TIMEOUT'
+  | 'HEADERS_TOO_LARGE'
   | 'UNAVAILABLE'
   | 'INTERNAL';
 
@@ -44,20 +48,23 @@ const STATUS: Record<ProblemCode, { status: number; title: string }> = {
   FORBIDDEN: { status: 403, title: 'Forbidden' },
   NOT_FOUND: { status: 404, title: 'Not found' },
   INVALID_TRANSITION: { status: 409, title: 'Invalid transition' },
+  INCIDENT_EXISTS: { status: 409, title: 'Incident exists' },
   VERSION_CONFLICT: { status: 412, title: 'Version conflict' },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'Payload too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported media type' },
   IDEMPOTENCY_KEY_REUSED: { status: 422, title: 'Idempotency key reused' },
   RATE_LIMITED: { status: 429, title: 'Rate limited' },
+  REQUEST_TIMEOUT: { status: 408, title: 'Request timeout' },
+  HEADERS_TOO_LARGE: { status: 431, title: 'Request header fields too large' },
   UNAVAILABLE: { status: 503, title: 'Service unavailable' },
   INTERNAL: { status: 500, title: 'Internal error' },
 };
 
-/** Domain error codes that are not a 409: the incident is missing, or the input breaks a rule. */
-const DOMAIN_STATUS: Record<string, ProblemCode> = {
+/** The problem for each domain error code: the type makes a new code fail to compile until it is mapped here. */
+export const DOMAIN_PROBLEMS: Record<DomainErrorCode, ProblemCode> = {
   NOT_FOUND: 'NOT_FOUND',
+  INCIDENT_EXISTS: 'INCIDENT_EXISTS',
   INVALID_TRANSITION: 'INVALID_TRANSITION',
-  VALIDATION_FAILED: 'VALIDATION_FAILED',
 };
 
 /** Seconds a client should wait before retrying after a 503. */
@@ -118,8 +125,9 @@ export function toProblem(error: unknown): MappedError {
 
   if (error instanceof HttpProblem) return plain(error.code, error.detail, error.errors, error.headers);
   if (error instanceof DomainError) {
-    const code = DOMAIN_STATUS[error.code] ?? 'INVALID_TRANSITION';
-    return plain(code, error.message);
+    // A code outside the map (a subclass that bypassed the type) is a server bug, never a guessed 409.
+    const code = Object.hasOwn(DOMAIN_PROBLEMS, error.code) ? DOMAIN_PROBLEMS[error.code] : 'INTERNAL';
+    return plain(code, code === 'INTERNAL' ? 'an unexpected error occurred' : error.message);
   }
   if (error instanceof VersionConflict) return plain('VERSION_CONFLICT', error.message);
   if (error instanceof IdempotencyKeyReused) return plain('IDEMPOTENCY_KEY_REUSED', error.message);
@@ -137,8 +145,6 @@ export function toProblem(error: unknown): MappedError {
     ]);
   if (error instanceof EventStoreUnavailable)
     return plain('UNAVAILABLE', 'the event store is unreachable; retry later', undefined, retryLater);
-  if (isDatabaseUnavailable(error))
-    return plain('UNAVAILABLE', 'the database is unreachable; retry later', undefined, retryLater);
 
   const fastifyError = error as Partial<FastifyError> | undefined;
   if (fastifyError && Array.isArray(fastifyError.validation)) {
@@ -149,17 +155,45 @@ export function toProblem(error: unknown): MappedError {
     );
   }
   const status = typeof fastifyError?.statusCode === 'number' ? fastifyError.statusCode : 500;
+  // Before the database checks: a client that aborts mid-body raises ECONNRESET with a 400, and is no outage.
+  if (status >= 400 && status < 500) return clientProblem(status, fastifyError, plain);
+  if (isStatementTimeout(error))
+    return plain(
+      'UNAVAILABLE',
+      'the database is too busy to answer in time; retry later',
+      undefined,
+      retryLater,
+    );
+  if (isDatabaseUnavailable(error))
+    return plain('UNAVAILABLE', 'the database is unreachable; retry later', undefined, retryLater);
+  if (status === 503)
+    return plain('UNAVAILABLE', 'the service is unavailable; retry later', undefined, retryLater);
+  return plain('INTERNAL', 'an unexpected error occurred');
+}
+
+/** A 4xx fastify (or one of its plugins) raised: the client's mistake, with the problem code for it. */
+function clientProblem(
+  status: number,
+  fastifyError: Partial<FastifyError> | undefined,
+  plain: (code: ProblemCode, detail: string) => MappedError,
+): MappedError {
   if (status === 429)
     return plain('RATE_LIMITED', 'too many requests for this token; retry after the indicated delay');
   if (status === 413) return plain('PAYLOAD_TOO_LARGE', 'the request body is larger than 1 MiB');
   if (status === 415)
     return plain('UNSUPPORTED_MEDIA_TYPE', 'the request body must be JSON (application/json)');
   if (status === 404) return plain('NOT_FOUND', 'no such resource');
-  if (status === 503)
-    return plain('UNAVAILABLE', 'the service is unavailable; retry later', undefined, retryLater);
   // Bad JSON, an empty JSON body, a bad content length…: fastify's own 4xx are all malformed input.
-  if (status >= 400 && status < 500) return plain('VALIDATION_FAILED', clientMessage(fastifyError));
-  return plain('INTERNAL', 'an unexpected error occurred');
+  return plain('VALIDATION_FAILED', clientMessage(fastifyError));
+}
+
+/** PostgreSQL's `query_canceled` (57014): statement_timeout fired under load; retrying later can succeed. */
+function isStatementTimeout(error: unknown): boolean {
+  for (let current: unknown = error, depth = 0; current instanceof Error && depth < 5; depth++) {
+    if ((current as { code?: unknown }).code === '57014') return true;
+    current = current.cause;
+  }
+  return false;
 }
 
 function clientMessage(error: Partial<FastifyError> | undefined): string {
@@ -189,4 +223,24 @@ export function sendProblem(
   for (const [name, value] of Object.entries(mapped.headers)) reply.header(name, value);
   // A string payload skips the route's response serializer: an error body never fails to serialize.
   return reply.code(mapped.problem.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(mapped.problem));
+}
+
+/**
+ * The raw HTTP answer to an error node's parser raises before fastify sees a request (malformed
+ * HTTP, headers too large, a request not received in time), as problem+json; null when the client is gone.
+ */
+export function clientErrorResponse(error: { code?: string }): string | null {
+  if (error.code === 'ECONNRESET') return null;
+  const body =
+    error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? problem('REQUEST_TIMEOUT', 'the request did not arrive in time (REQUEST_TIMEOUT_MS)')
+      : error.code === 'HPE_HEADER_OVERFLOW'
+        ? problem('HEADERS_TOO_LARGE', 'the request headers are larger than the server accepts')
+        : problem('VALIDATION_FAILED', 'the request is not well-formed HTTP');
+  const text = JSON.stringify(body);
+  return (
+    `HTTP/1.1 ${body.status} ${STATUS_CODES[body.status]}\r\n` +
+    `Content-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(text)}\r\n` +
+    `Connection: close\r\n\r\n${text}`
+  );
 }

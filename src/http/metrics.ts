@@ -88,6 +88,27 @@ export class ServiceMetrics implements CommandMetrics {
     this.unconfirmed.inc({ reason });
   }
 
+  /** Where the held-back gauges read from at scrape time (the PostgreSQL event store only). */
+  setHeldBackSource(source: () => Promise<{ events: number; seconds: number }>): void {
+    const read = () => source().catch(() => ({ events: 0, seconds: 0 }));
+    new Gauge({
+      name: 'its_events_held_back',
+      help: 'Events committed but not yet readable, behind an older transaction still running',
+      registers: [this.registry],
+      async collect() {
+        this.set((await read()).events);
+      },
+    });
+    new Gauge({
+      name: 'its_events_held_back_seconds',
+      help: 'Age of the oldest event committed but not yet readable',
+      registers: [this.registry],
+      async collect() {
+        this.set((await read()).seconds);
+      },
+    });
+  }
+
   /** Where the projection lag gauge reads from at scrape time. */
   setProjectionLagSource(source: () => Promise<ProjectionLag[]>): void {
     this.lagSource = source;

@@ -133,15 +133,32 @@ export const RecordSloViolationBody = z
 
 // ---- headers --------------------------------------------------------------------------------
 
-const IfMatch = z
-  .string()
-  .regex(/^\s*"?\d{1,9}"?\s*$/, 'must be an ETag this API issued, like "3"')
-  .transform((value) => Number(value.replace(/[\s"]/g, '')));
+/** One entity tag of If-Match (RFC 9110 8.8.3): strong `"3"`, weak `W/"3"`, or a bare `3` as clients send it. */
+const ENTITY_TAG = /^(W\/)?"([\x21\x23-\x7e\x80-\xff]*)"$|^(\d{1,9})$/;
+
+/**
+ * If-Match per RFC 9110 13.1.1: `*` (any existing incident) or the versions any listed strong tag
+ * names. Weak tags and tags this API never issues stay in the list as matching nothing (so 412).
+ */
+const IfMatch = z.string().transform((value, ctx): '*' | number[] => {
+  if (value.trim() === '*') return '*';
+  const versions: number[] = [];
+  for (const member of value.split(',')) {
+    const tag = ENTITY_TAG.exec(member.trim());
+    if (!tag) {
+      ctx.addIssue({ code: 'custom', message: 'must be "*" or a list of entity tags, like "3"' });
+      return z.NEVER;
+    }
+    const text = tag[3] ?? tag[2]!;
+    if (tag[1] === undefined && /^\d{1,9}$/.test(text)) versions.push(Number(text));
+  }
+  return versions;
+});
 
 /** Headers every write understands; any other header passes through untouched. */
 export const WriteHeaders = z.looseObject({
   'if-match': IfMatch.optional().describe(
-    'the version the change applies to: 412 if the incident is at another',
+    'the version(s) the change applies to, as ETags ("3", or "3", "4"): 412 if the incident is at none of them; "*" for any version; weak tags never match',
   ),
   'idempotency-key': z
     .string()
@@ -307,6 +324,11 @@ export const IncidentDetails = z
     signals: z.array(Signal),
     actions: z.array(Action),
     sloViolations: z.array(SloViolation),
+    counts: z
+      .object({ signals: z.number().int(), actions: z.number().int(), sloViolations: z.number().int() })
+      .describe(
+        'how many of each the incident has in all: each list above holds at most the 200 most recent, oldest first; the timeline pages through every one',
+      ),
   })
   .meta({ id: 'IncidentDetails' });
 
@@ -345,44 +367,3 @@ export const Problem = z
     errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
   })
   .meta({ id: 'Problem', description: 'application/problem+json' });
-
-// ---- text PostgreSQL cannot store ------------------------------------------------------------
-
-/** NUL, or half a surrogate pair: valid in JSON and URLs, refused by PostgreSQL text and jsonb. */
-// eslint-disable-next-line no-control-regex -- finding NUL is the point
-const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-
-/** Deeper JSON than any request needs; PostgreSQL's jsonb parser would also refuse much deeper input. */
-export const MAX_JSON_DEPTH = 64;
-
-/**
- * Where `value` holds text PostgreSQL cannot store (a string or key with NUL or half a surrogate
- * pair) or nests deeper than MAX_JSON_DEPTH: the path and the problem, or null when it is fine.
- * Iterative, so no input can exhaust the stack.
- */
-export function findUnstorableText(value: unknown): { path: string; message: string } | null {
-  const pending: { value: unknown; path: string[] }[] = [{ value, path: [] }];
-  while (pending.length > 0) {
-    const { value: current, path } = pending.pop()!;
-    if (typeof current === 'string') {
-      if (UNSTORABLE.test(current))
-        return { path: path.join('.'), message: 'must not contain NUL characters or unpaired surrogates' };
-      continue;
-    }
-    if (current === null || typeof current !== 'object') continue;
-    if (path.length >= MAX_JSON_DEPTH)
-      return { path: path.join('.'), message: `must not nest deeper than ${MAX_JSON_DEPTH} levels` };
-    const entries = Array.isArray(current)
-      ? current.map((item, index) => [String(index), item] as const)
-      : Object.entries(current);
-    for (const [key, item] of entries) {
-      if (UNSTORABLE.test(key))
-        return {
-          path: [...path, key].join('.'),
-          message: 'must not contain NUL characters or unpaired surrogates',
-        };
-      pending.push({ value: item, path: [...path, key] });
-    }
-  }
-  return null;
-}

@@ -22,7 +22,7 @@ export interface WriteOptions {
 }
 
 interface WriteHeaderValues {
-  'if-match'?: number;
+  'if-match'?: '*' | number[];
   'idempotency-key'?: string;
   prefer?: string;
 }
@@ -47,7 +47,8 @@ export async function executeWrite(
     actor: { type: principal.actorType, ref: principal.sub },
     correlationId: request.id,
     ...(idempotencyKey !== undefined ? { idempotencyKey, requestFingerprint: fingerprint(request) } : {}),
-    ...(headers['if-match'] !== undefined && options.incidentId !== null
+    // `*` asks only that the incident exist, which every write to an incident checks anyway.
+    ...(headers['if-match'] !== undefined && headers['if-match'] !== '*' && options.incidentId !== null
       ? { ifMatch: headers['if-match'] }
       : {}),
   };

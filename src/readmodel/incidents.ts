@@ -82,7 +82,12 @@ export interface IncidentDetails {
   signals: SignalView[];
   actions: ActionView[];
   sloViolations: SloViolationView[];
+  /** How many of each the incident has in all; the lists hold at most DETAILS_LIST_LIMIT of them. */
+  counts: { signals: number; actions: number; sloViolations: number };
 }
+
+/** Details embed at most this many of each list (the most recent); the timeline pages through the rest. */
+export const DETAILS_LIST_LIMIT = 200;
 
 export interface IncidentFilter {
   projectId?: string;
@@ -222,7 +227,10 @@ export async function findIncident(
   return row ? toIncidentView(row) : null;
 }
 
-/** The incident with its signals, actions and SLO violations, each oldest first. */
+/**
+ * The incident with the most recent DETAILS_LIST_LIMIT of its signals, actions and SLO violations,
+ * each oldest first, and how many of each there are: one answer stays bounded however busy the incident.
+ */
 export async function incidentDetails(
   db: Kysely<Schema>,
   orgId: string,
@@ -230,37 +238,35 @@ export async function incidentDetails(
 ): Promise<IncidentDetails | null> {
   const incident = await findIncident(db, orgId, incidentId);
   if (!incident) return null;
-  const [signals, actions, sloViolations] = await Promise.all([
+  type ItemTable = 'incident_signals' | 'incident_actions' | 'incident_slo_violations';
+  const ofIncident = (table: ItemTable) =>
+    db.selectFrom(table).where('org_id', '=', orgId).where('incident_id', '=', incidentId);
+  // Newest first to take the most recent; reversed below to serve them oldest first.
+  const newest = (table: ItemTable) =>
+    ofIncident(table).orderBy('version', 'desc').orderBy('id', 'desc').limit(DETAILS_LIST_LIMIT);
+  const count = (table: ItemTable) => ofIncident(table).select((eb) => eb.fn.countAll<string>().as('n'));
+  const [signals, actions, sloViolations, counts] = await Promise.all([
+    newest('incident_signals').selectAll('incident_signals').execute(),
+    newest('incident_actions').selectAll('incident_actions').execute(),
+    newest('incident_slo_violations').selectAll('incident_slo_violations').execute(),
     db
-      .selectFrom('incident_signals')
-      .selectAll()
-      .where('org_id', '=', orgId)
-      .where('incident_id', '=', incidentId)
-      .orderBy('version')
-      .orderBy('id')
-      .execute(),
-    db
-      .selectFrom('incident_actions')
-      .selectAll()
-      .where('org_id', '=', orgId)
-      .where('incident_id', '=', incidentId)
-      .orderBy('version')
-      .orderBy('id')
-      .execute(),
-    db
-      .selectFrom('incident_slo_violations')
-      .selectAll()
-      .where('org_id', '=', orgId)
-      .where('incident_id', '=', incidentId)
-      .orderBy('version')
-      .orderBy('id')
-      .execute(),
+      .selectNoFrom([
+        count('incident_signals').as('signals'),
+        count('incident_actions').as('actions'),
+        count('incident_slo_violations').as('sloViolations'),
+      ])
+      .executeTakeFirstOrThrow(),
   ]);
   return {
     incident,
-    signals: signals.map(toSignalView),
-    actions: actions.map(toActionView),
-    sloViolations: sloViolations.map(toSloViolationView),
+    signals: signals.reverse().map(toSignalView),
+    actions: actions.reverse().map(toActionView),
+    sloViolations: sloViolations.reverse().map(toSloViolationView),
+    counts: {
+      signals: Number(counts.signals),
+      actions: Number(counts.actions),
+      sloViolations: Number(counts.sloViolations),
+    },
   };
 }
 

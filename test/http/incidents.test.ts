@@ -97,6 +97,7 @@ describe(`incident API on ${databaseLabel}`, () => {
       signals: [],
       actions: [],
       sloViolations: [],
+      counts: { signals: 0, actions: 0, sloViolations: 0 },
     });
   });
 

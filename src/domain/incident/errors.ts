@@ -1,8 +1,11 @@
 import type { Status } from './events.ts';
 
+/** Every code a domain error carries; the HTTP edge maps each one explicitly (http/errors.ts). */
+export type DomainErrorCode = 'NOT_FOUND' | 'INCIDENT_EXISTS' | 'INVALID_TRANSITION';
+
 /** A command the incident refuses. `code` is what the HTTP edge maps to a status. */
 export abstract class DomainError extends Error {
-  abstract readonly code: string;
+  abstract readonly code: DomainErrorCode;
 }
 
 export class IncidentNotFound extends DomainError {

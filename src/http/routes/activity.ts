@@ -21,6 +21,7 @@ export const activityRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
       config: { operation: 'writeIncidents' },
       schema: {
         tags,
+        operationId: 'recordAction',
         summary:
           'Record an action: NOTE → INCIDENT_NOTE_ADDED, other kinds → INCIDENT_PLAYBOOK_ACTION_EXECUTED',
         params: IncidentParams,
@@ -43,6 +44,7 @@ export const activityRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
       config: { operation: 'writeIncidents' },
       schema: {
         tags,
+        operationId: 'ingestSignal',
         summary: 'Attach a signal (alert, metric, log, trace, deployment)',
         params: IncidentParams,
         headers: WriteHeaders,
@@ -64,6 +66,7 @@ export const activityRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
       config: { operation: 'writeIncidents' },
       schema: {
         tags,
+        operationId: 'recordSloViolation',
         summary: 'Record an SLO violation',
         params: IncidentParams,
         headers: WriteHeaders,

@@ -32,6 +32,7 @@ export const adminRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (a
       config: { operation: 'admin' },
       schema: {
         tags,
+        operationId: 'listProjections',
         summary: 'Each projection: checkpoint, lag, state, last error',
         response: { 200: z.object({ projections: z.array(ProjectionState) }) },
       },
@@ -47,6 +48,7 @@ export const adminRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (a
       config: { operation: 'admin' },
       schema: {
         tags,
+        operationId: 'rebuildProjection',
         summary: 'Replay a projection from the start, without taking the read API down',
         params: z.object({ name: z.string().min(1).max(100) }),
         response: { 202: z.object({ name: z.string(), rebuildRequested: z.literal(true) }) },

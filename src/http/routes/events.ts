@@ -19,6 +19,9 @@ const FILTER_BATCH = 500;
 /** …and stop after this many events per request, handing back where the scan got to. */
 const FILTER_SCAN_LIMIT = 10_000;
 
+/** A page stops before this many bytes of events (at least one event), and says where to go on from. */
+export const PAGE_BYTE_BUDGET = 4 * 1024 * 1024;
+
 /** The largest part of a position each store can issue (int8 in PostgreSQL, uint64 in EventStoreDB). */
 const MAX_POSITION_PART = { postgres: 2n ** 63n - 1n, eventstoredb: 2n ** 64n - 1n } as const;
 
@@ -32,6 +35,18 @@ const rawEvent = (event: RecordedEvent) => ({
   metadata: event.metadata,
 });
 
+const toOrgEvent = (event: RecordedEvent) => ({ ...rawEvent(event), streamName: event.streamName });
+
+/** The longest prefix of `events` within PAGE_BYTE_BUDGET as JSON, and never empty when `events` is not. */
+function withinBudget<T>(events: T[]): T[] {
+  let bytes = 0;
+  for (let i = 0; i < events.length; i++) {
+    bytes += Buffer.byteLength(JSON.stringify(events[i]));
+    if (i > 0 && bytes > PAGE_BYTE_BUDGET) return events.slice(0, i);
+  }
+  return events;
+}
+
 /** The raw events, as stored: one incident's stream, and the org's feed in global-log order. */
 export const eventRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (app, { runtime }) => {
   const store = runtime.store;
@@ -42,6 +57,7 @@ export const eventRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (a
       config: { operation: 'readEvents' },
       schema: {
         tags,
+        operationId: 'readIncidentEvents',
         summary: "One incident's stream, by version",
         params: IncidentParams,
         querystring: StreamEventsQuery,
@@ -63,11 +79,11 @@ export const eventRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (a
         const newest = await store.readStream(streamName, { direction: 'backwards', limit: 1 });
         if (newest.length === 0) throw notFound(`incident ${incidentId} not found`);
       }
-      const page = events.slice(0, limit);
+      const page = withinBudget(events.slice(0, limit).map(rawEvent));
       return {
         streamName,
-        events: page.map(rawEvent),
-        nextFromVersion: events.length > limit ? events[limit]!.version : null,
+        events: page,
+        nextFromVersion: events.length > page.length ? events[page.length]!.version : null,
       };
     },
   );
@@ -78,6 +94,7 @@ export const eventRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (a
       config: { operation: 'readEvents' },
       schema: {
         tags,
+        operationId: 'readOrgEvents',
         summary: "The org's events from every incident, in global-log order",
         description:
           'Total and stable order: reading again from any position gives the same events. Follow nextFromPosition until it is null.',
@@ -98,43 +115,34 @@ export const eventRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (a
         ]);
       }
       const streamPrefix = orgStreamPrefix(orgId);
-      const toOutput = (event: RecordedEvent) => ({ ...rawEvent(event), streamName: event.streamName });
-
-      if (!type) {
-        const events = await store.readAll({
-          fromPosition: fromPosition ?? null,
-          streamPrefix,
-          limit: limit + 1,
-        });
-        const page = events.slice(0, limit);
-        return {
-          events: page.map(toOutput),
-          nextFromPosition: events.length > limit ? page.at(-1)!.position : null,
-        };
-      }
-
       // The port filters by stream, not by type: scan, keep the matches, and never skip one.
-      const wanted = new Set<string>(type);
-      const matches: RecordedEvent[] = [];
+      const wanted = type ? new Set<string>(type) : null;
+      const batchSize = wanted ? FILTER_BATCH : Math.min(limit + 1, FILTER_BATCH);
+      const page: ReturnType<typeof toOrgEvent>[] = [];
+      let bytes = 0;
       let position = fromPosition ?? null;
       let scanned = 0;
       for (;;) {
-        const batch = await store.readAll({ fromPosition: position, streamPrefix, limit: FILTER_BATCH });
+        const batch = await store.readAll({ fromPosition: position, streamPrefix, limit: batchSize });
         for (const event of batch) {
-          position = event.position;
-          if (wanted.has(event.type)) {
-            matches.push(event);
-            if (matches.length > limit) {
-              const page = matches.slice(0, limit);
-              return { events: page.map(toOutput), nextFromPosition: page.at(-1)!.position };
-            }
+          if (wanted && !wanted.has(event.type)) {
+            position = event.position;
+            continue;
           }
+          // A full page, or one more event would pass the byte budget: another page follows from here.
+          if (page.length === limit) return { events: page, nextFromPosition: position };
+          const output = toOrgEvent(event);
+          const size = Buffer.byteLength(JSON.stringify(output));
+          if (page.length > 0 && bytes + size > PAGE_BYTE_BUDGET)
+            return { events: page, nextFromPosition: position };
+          page.push(output);
+          bytes += size;
+          position = event.position;
         }
         scanned += batch.length;
-        if (batch.length < FILTER_BATCH) return { events: matches.map(toOutput), nextFromPosition: null };
+        if (batch.length < batchSize) return { events: page, nextFromPosition: null };
         // A long stretch without matches: answer what was found and where to go on from.
-        if (scanned >= FILTER_SCAN_LIMIT)
-          return { events: matches.map(toOutput), nextFromPosition: position };
+        if (scanned >= FILTER_SCAN_LIMIT) return { events: page, nextFromPosition: position };
       }
     },
   );

@@ -49,6 +49,7 @@ export const incidentRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
       config: { operation: 'readIncidents' },
       schema: {
         tags,
+        operationId: 'listIncidents',
         summary: 'List incidents',
         params: OrgParams,
         querystring: ListIncidentsQuery,
@@ -90,6 +91,7 @@ export const incidentRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
       config: { operation: 'readIncidents' },
       schema: {
         tags,
+        operationId: 'getIncident',
         summary: 'One incident with its signals, actions and SLO violations (oldest first)',
         params: IncidentParams,
         response: { 200: IncidentDetails },
@@ -110,6 +112,7 @@ export const incidentRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
       config: { operation: 'writeIncidents' },
       schema: {
         tags,
+        operationId: 'createIncident',
         summary: 'Declare an incident (INCIDENT_CREATED)',
         params: OrgParams,
         headers: CreateHeaders,
@@ -130,6 +133,7 @@ export const incidentRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
       config: { operation: 'writeIncidents' },
       schema: {
         tags,
+        operationId: 'updateIncident',
         summary: 'Change fields (INCIDENT_UPDATED with the changed fields only)',
         params: IncidentParams,
         headers: WriteHeaders,
@@ -150,6 +154,7 @@ export const incidentRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
       config: { operation: 'changeStatus' },
       schema: {
         tags,
+        operationId: 'changeStatus',
         summary: 'Move through the lifecycle (409 when the move is not allowed)',
         params: IncidentParams,
         headers: WriteHeaders,
@@ -170,6 +175,7 @@ export const incidentRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
       config: { operation: 'changeSeverity' },
       schema: {
         tags,
+        operationId: 'changeSeverity',
         summary: 'Change the severity',
         params: IncidentParams,
         headers: WriteHeaders,
@@ -190,6 +196,7 @@ export const incidentRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
       config: { operation: 'writeIncidents' },
       schema: {
         tags,
+        operationId: 'addTag',
         summary: 'Add a tag',
         params: IncidentParams,
         headers: WriteHeaders,
@@ -210,6 +217,7 @@ export const incidentRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
       config: { operation: 'writeIncidents' },
       schema: {
         tags,
+        operationId: 'removeTag',
         summary: 'Remove a tag',
         params: IncidentParams.extend({ tag: Tag }),
         headers: WriteHeaders,
@@ -229,6 +237,7 @@ export const incidentRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
       config: { operation: 'writeIncidents' },
       schema: {
         tags,
+        operationId: 'linkTicket',
         summary: 'Link a ticket (INCIDENT_LINKED_TO_TICKET)',
         params: IncidentParams,
         headers: WriteHeaders,

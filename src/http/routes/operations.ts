@@ -1,9 +1,11 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { projectionStatus } from '../../../projections/index.ts';
 import type { Runtime } from '../../app/runtime.ts';
 import { pingDatabase } from '../../db/database.ts';
-import { RETRY_AFTER_SECONDS } from '../errors.ts';
+import { heldBackEvents } from '../../eventstore/postgres/held-back.ts';
+import { RETRY_AFTER_SECONDS, unauthenticated } from '../errors.ts';
 
 /** A readiness probe answers quickly, whatever hangs behind it. */
 const CHECK_TIMEOUT_MS = 2_000;
@@ -16,6 +18,12 @@ const Readiness = z
     status: z.enum(['ready', 'unavailable']),
     eventStore: Dependency,
     database: Dependency,
+    heldBack: z
+      .object({ events: z.number().int(), seconds: z.number() })
+      .optional()
+      .describe(
+        'events committed but not yet readable (an older transaction still runs), and the age of the oldest; PostgreSQL event store only',
+      ),
     projections: z.array(
       z.object({
         name: z.string(),
@@ -26,6 +34,12 @@ const Readiness = z
     ),
   })
   .meta({ id: 'Readiness' });
+
+/** Compares two secrets in constant time (their hashes, so their lengths leak nothing either). */
+function sameSecret(given: string, expected: string): boolean {
+  const digest = (text: string) => createHash('sha256').update(text).digest();
+  return timingSafeEqual(digest(given), digest(expected));
+}
 
 function withTimeout<T>(work: Promise<T>, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -57,6 +71,7 @@ export const operationsRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = asy
       config: open,
       schema: {
         tags,
+        operationId: 'live',
         summary: '200 while the process runs',
         response: { 200: z.object({ status: z.literal('ok') }) },
       },
@@ -70,6 +85,7 @@ export const operationsRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = asy
       config: open,
       schema: {
         tags,
+        operationId: 'ready',
         summary: "200 when the event store and the database answer, else 503; with each projection's lag",
         response: { 200: Readiness, 503: Readiness },
       },
@@ -86,11 +102,16 @@ export const operationsRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = asy
             )
           : [];
       const ready = eventStore.status === 'up' && database.status === 'up';
+      const heldBack =
+        ready && runtime.store.kind === 'postgres'
+          ? await withTimeout(heldBackEvents(runtime.database.db), 'held-back events').catch(() => undefined)
+          : undefined;
       if (!ready) reply.code(503).header('retry-after', String(RETRY_AFTER_SECONDS));
       return {
         status: ready ? ('ready' as const) : ('unavailable' as const),
         eventStore,
         database,
+        ...(heldBack ? { heldBack } : {}),
         projections: projections.map((projection) => ({
           name: projection.name,
           lag: projection.lag,
@@ -103,8 +124,26 @@ export const operationsRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = asy
 
   app.get(
     '/metrics',
-    { config: open, schema: { tags, summary: 'Prometheus metrics (text exposition format)' } },
-    async (_request, reply) => {
+    {
+      config: open,
+      schema: {
+        tags,
+        operationId: 'metrics',
+        summary: 'Prometheus metrics (text exposition format)',
+        description:
+          'Open, unless the server sets METRICS_TOKEN: then `Authorization: Bearer <METRICS_TOKEN>` (401 without it).',
+        response: {
+          200: {
+            description: 'Prometheus text exposition format',
+            content: { 'text/plain': { schema: z.string() } },
+          },
+        },
+      },
+    },
+    async (request, reply) => {
+      const expected = runtime.config.metricsToken;
+      if (expected !== undefined && !sameSecret(request.headers.authorization ?? '', `Bearer ${expected}`))
+        throw unauthenticated('/metrics needs Authorization: Bearer <METRICS_TOKEN>');
       reply.type(runtime.metrics.registry.contentType);
       return runtime.metrics.registry.metrics();
     },
