@@ -11,6 +11,7 @@ import { eventStoreDbScenario } from './scenarios/eventstoredb.ts';
 import { httpCommands } from './scenarios/http.ts';
 import { ingestAlerts } from './scenarios/ingest.ts';
 import { listQueries } from './scenarios/list-queries.ts';
+import { liveStreams } from './scenarios/live.ts';
 import { projectionLag, projectionRebuild } from './scenarios/projections.ts';
 import { webhookDeliveries } from './scenarios/webhooks.ts';
 import { formatNumber, meetsTarget, ratio, scratchDatabase, type BenchRow } from './lib.ts';
@@ -27,6 +28,7 @@ const scenarios: Record<string, Scenario> = {
   'projection-lag': (url) => projectionLag(url, 100, seconds * 3),
   rebuild: (url) => projectionRebuild(url, Number(process.env.BENCH_REBUILD_INCIDENTS ?? 50_000)),
   lists: listQueries,
+  live: (url) => liveStreams(url, seconds * 2),
   http: (url) => httpCommands(url, seconds * 2, Number(process.env.BENCH_SOAK_SECONDS ?? 120)),
   ingest: (url) => ingestAlerts(url, seconds * 2),
   audit: (url) => auditChain(url, seconds * 2000, Number(process.env.BENCH_AUDIT_EVENTS ?? 1_000_000)),

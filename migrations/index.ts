@@ -4,6 +4,7 @@ import * as readModels from './0002_read_models.ts';
 import * as commandSide from './0003_command_side.ts';
 import * as appendHorizon from './0004_append_horizon.ts';
 import * as alertSignals from './0005_alert_signals.ts';
+import * as timelineAndStats from './0006_timeline_and_stats.ts';
 import * as webhooks from './0007_webhooks.ts';
 
 /** Every migration, in order; names are their file names and never change once released. */
@@ -13,5 +14,6 @@ export const migrations: Record<string, Migration> = {
   '0003_command_side': commandSide,
   '0004_append_horizon': appendHorizon,
   '0005_alert_signals': alertSignals,
+  '0006_timeline_and_stats': timelineAndStats,
   '0007_webhooks': webhooks,
 };

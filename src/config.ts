@@ -62,6 +62,10 @@ const Environment = z.object({
   METRICS_TOKEN: optionalText,
   /** Connections held open at once; more are closed as they arrive. */
   MAX_CONNECTIONS: integer(1024, 1, 1_000_000),
+  /** Live streams (LIVE.md): open streams per token, keep-alive interval, unsent bytes before a slow client is cut off. */
+  STREAM_MAX_PER_TOKEN: integer(20, 1, 100_000),
+  STREAM_KEEPALIVE_MS: integer(15_000, 100, 3_600_000),
+  STREAM_MAX_BUFFERED_BYTES: integer(1024 * 1024, 1024, 1024 * 1024 * 1024),
 });
 
 export interface JwtConfig {
@@ -96,6 +100,7 @@ export interface Config {
   idleTimeoutMs: number;
   maxConnections: number;
   metricsToken?: string;
+  stream: { maxPerToken: number; keepAliveMs: number; maxBufferedBytes: number };
 }
 
 export class ConfigError extends Error {
@@ -164,6 +169,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
     idleTimeoutMs: e.IDLE_TIMEOUT_MS,
     maxConnections: e.MAX_CONNECTIONS,
     metricsToken: e.METRICS_TOKEN,
+    stream: {
+      maxPerToken: e.STREAM_MAX_PER_TOKEN,
+      keepAliveMs: e.STREAM_KEEPALIVE_MS,
+      maxBufferedBytes: e.STREAM_MAX_BUFFERED_BYTES,
+    },
   };
 }
 

@@ -24,9 +24,11 @@ import { alertRoutes } from './routes/alerts.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { eventRoutes } from './routes/events.ts';
 import { incidentRoutes } from './routes/incidents.ts';
+import { liveRoutes } from './routes/live.ts';
 import { operationsRoutes } from './routes/operations.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
 import { findUnstorable, scanJsonText } from './unstorable.ts';
+import { timelineRoutes } from './routes/timeline.ts';
 
 export interface BuildAppOptions {
   /** fastify's logger option; default: pino at the configured level, Authorization redacted. */
@@ -185,6 +187,8 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
   app.register(alertRoutes, { runtime });
   app.register(auditRoutes, { runtime });
   app.register(webhookRoutes, { runtime });
+  app.register(timelineRoutes, { runtime });
+  app.register(liveRoutes, { runtime });
   app.get('/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () =>
     app.swagger(),
   );

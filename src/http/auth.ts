@@ -61,6 +61,8 @@ export interface Principal {
   orgs: Record<string, string[]>;
   actorType: 'USER' | 'SYSTEM' | 'INTEGRATION';
   admin: boolean;
+  /** The token's identity for per-token limits (live streams): from its claims, not its text, so a re-spelt signature is the same token. */
+  tokenId: string;
 }
 
 /** How far a token's `iat` may run ahead of this clock (another host's clock drifts). */
@@ -162,6 +164,7 @@ function authenticate(app: FastifyInstance, request: FastifyRequest, maxTtlSecon
     orgs: claims.data.orgs,
     actorType: claims.data.actor_type ?? 'USER',
     admin: claims.data.its_admin === true,
+    tokenId: `${claims.data.sub}:${iat ?? ''}:${exp}`,
   };
 }
 

@@ -23,7 +23,7 @@ const FILTER_SCAN_LIMIT = 10_000;
 export const PAGE_BYTE_BUDGET = 4 * 1024 * 1024;
 
 /** The largest part of a position each store can issue (int8 in PostgreSQL, uint64 in EventStoreDB). */
-const MAX_POSITION_PART = { postgres: 2n ** 63n - 1n, eventstoredb: 2n ** 64n - 1n } as const;
+export const MAX_POSITION_PART = { postgres: 2n ** 63n - 1n, eventstoredb: 2n ** 64n - 1n } as const;
 
 const rawEvent = (event: RecordedEvent) => ({
   eventId: event.eventId,
