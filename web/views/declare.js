@@ -5,7 +5,22 @@ import { field, h } from '../lib/dom.js';
 import { SEVERITY_NAMES } from '../lib/format.js';
 import { paths } from '../lib/router.js';
 
-export function declareView({ org, api, contract }) {
+export function declareView({ org, api, contract, session }) {
+  if (!session.can(org, 'writeIncidents')) {
+    return {
+      title: 'Declare an incident',
+      node: h(
+        'section',
+        { class: 'page narrow' },
+        h('h1', null, 'Declare an incident'),
+        h(
+          'p',
+          null,
+          `Your roles in ${org} may not declare incidents; ${contract.operationRoles.writeIncidents.join(', ')} may.`,
+        ),
+      ),
+    };
+  }
   // One key per form: a double submit, or a retry after a lost answer, declares the incident once.
   const key = idempotencyKey();
   const input = (name, props = {}) => h('input', { name, type: 'text', required: true, ...props });
