@@ -2,10 +2,12 @@ import type { Migration } from 'kysely';
 import * as eventStore from './0001_event_store.ts';
 import * as readModels from './0002_read_models.ts';
 import * as commandSide from './0003_command_side.ts';
+import * as timelineAndStats from './0006_timeline_and_stats.ts';
 
 /** Every migration, in order; names are their file names and never change once released. */
 export const migrations: Record<string, Migration> = {
   '0001_event_store': eventStore,
   '0002_read_models': readModels,
   '0003_command_side': commandSide,
+  '0006_timeline_and_stats': timelineAndStats,
 };

@@ -25,6 +25,7 @@ import { adminRoutes } from './routes/admin.ts';
 import { eventRoutes } from './routes/events.ts';
 import { incidentRoutes } from './routes/incidents.ts';
 import { operationsRoutes } from './routes/operations.ts';
+import { timelineRoutes } from './routes/timeline.ts';
 import { webRoutes } from './routes/web.ts';
 import { findUnstorableText } from './schemas.ts';
 
@@ -181,6 +182,7 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
   app.register(activityRoutes, { runtime });
   app.register(eventRoutes, { runtime });
   app.register(adminRoutes, { runtime });
+  app.register(timelineRoutes, { runtime });
   app.register(webRoutes);
   app.get('/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () =>
     app.swagger(),

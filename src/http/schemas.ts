@@ -385,3 +385,68 @@ export function findUnstorableText(value: unknown): { path: string; message: str
   }
   return null;
 }
+
+// ---- timeline, response-time statistics, live streams (LIVE.md) ------------------------------
+
+export const TimelineQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+  cursor: z.string().min(1).max(2000).optional().describe('nextCursor of the previous page'),
+});
+
+const timelineFields = { ts: Timestamp, version: z.number().int() };
+export const Timeline = z
+  .object({
+    entries: z.array(
+      z.discriminatedUnion('kind', [
+        Action.extend({ kind: z.literal('action'), ...timelineFields }),
+        Signal.extend({ kind: z.literal('signal'), ...timelineFields }),
+        SloViolation.extend({
+          kind: z.literal('slo_violation'),
+          ...timelineFields,
+          ts: Timestamp.describe("the violation's windowStart"),
+        }),
+      ]),
+    ),
+    nextCursor: z.string().nullable(),
+  })
+  .meta({ id: 'Timeline' });
+
+export const ResponseTimesQuery = z.object({
+  from: InputTime.optional().describe('inclusive; default `to` minus 30 days'),
+  to: InputTime.optional().describe('exclusive; default now'),
+  groupBy: z
+    .enum(['service', 'severity', 'project', 'environment', 'week'])
+    .optional()
+    .describe('week: keyed by its Monday (UTC), YYYY-MM-DD'),
+  projectId: z.string().min(1).optional(),
+  serviceName: z.string().min(1).optional(),
+  environment: z.string().min(1).optional(),
+  severity: anyOf(Severity).describe('any of these severities: repeat the parameter or separate with commas'),
+});
+
+const Durations = z
+  .object({
+    mean: z.number().nullable(),
+    p50: z.number().nullable(),
+    p90: z.number().nullable(),
+    p95: z.number().nullable(),
+  })
+  .describe('seconds; null when no incident qualifies');
+
+export const ResponseTimes = z
+  .object({
+    from: Timestamp,
+    to: Timestamp,
+    groups: z.array(
+      z.object({
+        key: z.string(),
+        incidents: z.number().int().describe('created in [from, to), cancelled ones left out'),
+        acknowledged: z.number().int(),
+        resolved: z.number().int().describe('resolved now; a reopened incident counts once resolved again'),
+        cancelled: z.number().int(),
+        timeToAcknowledge: Durations,
+        timeToResolve: Durations,
+      }),
+    ),
+  })
+  .meta({ id: 'ResponseTimes' });

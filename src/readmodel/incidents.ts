@@ -158,7 +158,7 @@ export function toIncidentView(row: Selectable<IncidentsTable>): IncidentView {
   };
 }
 
-function toSignalView(row: Selectable<SignalsTable>): SignalView {
+export function toSignalView(row: Selectable<SignalsTable>): SignalView {
   return {
     id: row.id,
     incidentId: row.incident_id,
@@ -175,7 +175,7 @@ function toSignalView(row: Selectable<SignalsTable>): SignalView {
   };
 }
 
-function toActionView(row: Selectable<ActionsTable>): ActionView {
+export function toActionView(row: Selectable<ActionsTable>): ActionView {
   return {
     id: row.id,
     incidentId: row.incident_id,
@@ -189,7 +189,7 @@ function toActionView(row: Selectable<ActionsTable>): ActionView {
   };
 }
 
-function toSloViolationView(row: Selectable<SloViolationsTable>): SloViolationView {
+export function toSloViolationView(row: Selectable<SloViolationsTable>): SloViolationView {
   return {
     id: row.id,
     incidentId: row.incident_id,
