@@ -1,5 +1,6 @@
 /** The war room's shell: session, header, and which view the URL fragment names. */
 
+import contract from './contract.js';
 import { createApi } from './lib/api.js';
 import { h } from './lib/dom.js';
 import { parseRoute, paths } from './lib/router.js';
@@ -22,8 +23,6 @@ const VIEWS = {
 const header = document.getElementById('top');
 const main = document.getElementById('main');
 
-/** Roles table, lifecycle and enumerations, as the server enforces them (`GET /web/contract.json`). */
-let contract;
 /** The view on screen: `{ route, view }`; a view may have `dispose()` and `update(query)`. */
 let current = null;
 /** Why the sign-in page is showing (signed out, token refused, session expired). */
@@ -182,8 +181,6 @@ function renderHeader(session, route) {
 }
 
 async function boot() {
-  const response = await fetch('/web/contract.json');
-  contract = await response.json();
   // The development link carries a token in the fragment, which never reaches the server or its logs.
   const match = /^#token=([^&]+)/.exec(location.hash);
   if (match) {

@@ -14,10 +14,11 @@ export function formatTime(iso) {
   return iso ? dateTime.format(new Date(iso)) : '—';
 }
 
-/** 42 s, 12 min, 3 h 5 min, 2 d 4 h. */
+/** 0.4 s, 42 s, 12 min, 3 h 5 min, 2 d 4 h. */
 export function formatDuration(seconds) {
   if (seconds === null || seconds === undefined || Number.isNaN(seconds)) return '—';
-  const s = Math.max(0, Math.round(seconds));
+  if (seconds < 10) return `${Math.max(0, seconds).toFixed(1)} s`;
+  const s = Math.round(seconds);
   if (s < 60) return `${s} s`;
   const m = Math.floor(s / 60);
   if (m < 60) return `${m} min`;

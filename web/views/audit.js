@@ -62,21 +62,25 @@ export function auditView({ org, route, session, api, contract }) {
             count,
             error,
             h(
-              'table',
-              { class: 'audit' },
-              h('caption', null, `Events of incident ${incidentId}`),
+              'div',
+              { class: 'scroll' },
               h(
-                'thead',
-                null,
+                'table',
+                { class: 'audit' },
+                h('caption', null, `Events of incident ${incidentId}`),
                 h(
-                  'tr',
+                  'thead',
                   null,
-                  ['Version', 'Type', 'Recorded', 'Actor', 'Position', 'Data', 'Metadata'].map((name) =>
-                    h('th', { scope: 'col' }, name),
+                  h(
+                    'tr',
+                    null,
+                    ['Version', 'Type', 'Recorded', 'Actor', 'Position', 'Data', 'Metadata'].map((name) =>
+                      h('th', { scope: 'col' }, name),
+                    ),
                   ),
                 ),
+                tbody,
               ),
-              tbody,
             ),
             more,
           ]

@@ -67,19 +67,21 @@ function loadAssets(): Map<string, Asset> {
   return assets;
 }
 
-/** What the app must know of the contract, from the code that enforces it (so the two never drift). */
-function contract(): Buffer {
+/**
+ * What the app must know of the contract, from the code that enforces it (so the two never drift),
+ * as a module the page imports with its own code rather than a fetch after it.
+ */
+function contractModule(): Buffer {
   const { admin: _admin, public: _public, ...operationRoles } = OPERATION_ROLES;
-  return Buffer.from(
-    JSON.stringify({
-      operationRoles,
-      transitions: ALLOWED_TRANSITIONS,
-      statuses: Status.options,
-      severities: Severity.options,
-      signalTypes: SignalType.options,
-      actionKinds: ClientActionKind.options,
-    }),
-  );
+  const contract = JSON.stringify({
+    operationRoles,
+    transitions: ALLOWED_TRANSITIONS,
+    statuses: Status.options,
+    severities: Severity.options,
+    signalTypes: SignalType.options,
+    actionKinds: ClientActionKind.options,
+  });
+  return Buffer.from(`export default ${contract};\n`);
 }
 
 /** `GET /` is the war room's page; `GET /web/*` its scripts, styles and the contract it reads. */
@@ -88,7 +90,7 @@ export const webRoutes: FastifyPluginAsync = async (app) => {
   const index = assets.get('/web/index.html');
   if (!index) throw new Error(`web/index.html is missing under ${WEB_ROOT}`);
   assets.set('/', index);
-  assets.set('/web/contract.json', asset(contract(), CONTENT_TYPES['.json']!));
+  assets.set('/web/contract.js', asset(contractModule(), CONTENT_TYPES['.js']!));
 
   for (const [url, { body, type, etag }] of assets) {
     app.get(
