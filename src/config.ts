@@ -46,6 +46,10 @@ const Environment = z.object({
   ),
   CONSISTENCY_TIMEOUT_MS: integer(5000, 0, 600_000),
   RATE_LIMIT_PER_MINUTE: integer(6000, 1, Number.MAX_SAFE_INTEGER),
+  /** Live streams (LIVE.md): open streams per token, keep-alive interval, unsent bytes before a slow client is cut off. */
+  STREAM_MAX_PER_TOKEN: integer(20, 1, 100_000),
+  STREAM_KEEPALIVE_MS: integer(15_000, 100, 3_600_000),
+  STREAM_MAX_BUFFERED_BYTES: integer(1024 * 1024, 1024, 1024 * 1024 * 1024),
 });
 
 export interface JwtConfig {
@@ -71,6 +75,7 @@ export interface Config {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   consistencyTimeoutMs: number;
   rateLimitPerMinute: number;
+  stream: { maxPerToken: number; keepAliveMs: number; maxBufferedBytes: number };
 }
 
 export class ConfigError extends Error {
@@ -114,6 +119,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
     logLevel: e.LOG_LEVEL,
     consistencyTimeoutMs: e.CONSISTENCY_TIMEOUT_MS,
     rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
+    stream: {
+      maxPerToken: e.STREAM_MAX_PER_TOKEN,
+      keepAliveMs: e.STREAM_KEEPALIVE_MS,
+      maxBufferedBytes: e.STREAM_MAX_BUFFERED_BYTES,
+    },
   };
 }
 

@@ -24,6 +24,7 @@ import { activityRoutes } from './routes/activity.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { eventRoutes } from './routes/events.ts';
 import { incidentRoutes } from './routes/incidents.ts';
+import { liveRoutes } from './routes/live.ts';
 import { operationsRoutes } from './routes/operations.ts';
 import { timelineRoutes } from './routes/timeline.ts';
 import { webRoutes } from './routes/web.ts';
@@ -183,6 +184,7 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
   app.register(eventRoutes, { runtime });
   app.register(adminRoutes, { runtime });
   app.register(timelineRoutes, { runtime });
+  app.register(liveRoutes, { runtime });
   app.register(webRoutes);
   app.get('/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () =>
     app.swagger(),
