@@ -494,8 +494,8 @@ export function incidentView({ org, route, session, api, contract }) {
     );
     if (stopped) return;
     run('split', () => splitLastPage().catch(() => {}));
-    // From the version on screen: LIVE.md sends what came after it, then live events.
-    stream = follow(`${base}/stream?fromVersion=${details.incident.version}`, {
+    // After the version on screen (fromVersion is inclusive): what came since, then live events.
+    stream = follow(`${base}/stream?fromVersion=${details.incident.version + 1}`, {
       token: api.token,
       onEvent: (event) => {
         if (typeof event.version !== 'number' || event.version > details.incident.version) refresh();
