@@ -8,6 +8,7 @@ import { commandLatency } from './scenarios/command-latency.ts';
 import { eventStoreAppends } from './scenarios/eventstore.ts';
 import { httpCommands } from './scenarios/http.ts';
 import { listQueries } from './scenarios/list-queries.ts';
+import { liveStreams } from './scenarios/live.ts';
 import { projectionLag, projectionRebuild } from './scenarios/projections.ts';
 import { formatNumber, meetsTarget, ratio, scratchDatabase, type BenchRow } from './lib.ts';
 
@@ -23,6 +24,7 @@ const scenarios: Record<string, Scenario> = {
   'projection-lag': (url) => projectionLag(url, 100, seconds * 3),
   rebuild: (url) => projectionRebuild(url, Number(process.env.BENCH_REBUILD_INCIDENTS ?? 50_000)),
   lists: listQueries,
+  live: (url) => liveStreams(url, seconds * 2),
   http: (url) => httpCommands(url, seconds * 2, Number(process.env.BENCH_SOAK_SECONDS ?? 120)),
 };
 

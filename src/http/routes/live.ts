@@ -46,11 +46,11 @@ const StreamHeaders = z.object({
 });
 
 const eventStream = {
-  200: z
-    .string()
-    .describe(
-      'text/event-stream: `retry: 2000`, then per event `id: <position>`, `event: <type>`, `data: <the event as GET …/events returns it>`; `: keep-alive` every 15 s',
-    ),
+  200: {
+    description:
+      'A stream of Server-Sent Events: first `retry: 2000`; per event `id: <position>`, `event: <type>`, `data: <the event as GET …/events returns it, on one line>`; a `: keep-alive` comment every 15 s. 429 RATE_LIMITED when the token has STREAM_MAX_PER_TOKEN streams open.',
+    content: { 'text/event-stream': { schema: z.string() } },
+  },
 };
 
 /** Server-Sent Events: one incident's events, an org's incident events, and the raw org feed (LIVE.md). */
