@@ -114,3 +114,36 @@ export function apiClient(origin: string) {
     return { status: response.status, body: (text ? JSON.parse(text) : null) as T };
   };
 }
+
+/**
+ * The controls on the page that have no accessible name (a label, aria-label(ledby), or text),
+ * described by tag and outerHTML start; the tests expect none.
+ */
+export async function unnamedControls(page: Page): Promise<string[]> {
+  return (await page.evaluate(`[...document.querySelectorAll('a[href], button, input, select, textarea, [role="img"]')]
+    .filter((element) => !element.closest('[hidden]'))
+    .filter((element) => {
+      const named = (element.getAttribute('aria-label') ?? '').trim() || element.getAttribute('aria-labelledby');
+      if (named) return false;
+      if (element.matches('input, select, textarea')) return !(element.labels && element.labels.length > 0);
+      return element.textContent.trim() === '';
+    })
+    .map((element) => element.outerHTML.slice(0, 120))`)) as string[];
+}
+
+/** Presses Tab until `name` has the focus (at most `limit` times); returns how the focus is drawn. */
+export async function tabTo(
+  page: Page,
+  name: string,
+  limit = 60,
+): Promise<{ outlineStyle: string; outlineWidth: string }> {
+  for (let step = 0; step < limit; step += 1) {
+    await page.keyboard.press('Tab');
+    const focused = (await page.evaluate(`document.activeElement?.textContent?.trim() ?? ''`)) as string;
+    if (focused === name)
+      return (await page.evaluate(
+        `(() => { const style = getComputedStyle(document.activeElement); return { outlineStyle: style.outlineStyle, outlineWidth: style.outlineWidth }; })()`,
+      )) as { outlineStyle: string; outlineWidth: string };
+  }
+  throw new Error(`${name} was not reached with ${limit} presses of Tab`);
+}

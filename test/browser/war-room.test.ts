@@ -14,6 +14,8 @@ import {
   openTab,
   signInByPaste,
   startBrowserServer,
+  tabTo,
+  unnamedControls,
   type BrowserServer,
   type Chromium,
 } from './support.ts';
@@ -62,6 +64,7 @@ describe.skipIf(!chromiumAvailable)(`the war room in Chromium, on ${databaseLabe
     const { page, problems } = await openTab(chromium.context);
     await page.goto(`${server.origin}/`);
     await page.getByRole('heading', { name: 'Sign in to ITS' }).waitFor();
+    expect(await unnamedControls(page)).toEqual([]);
 
     // A token ITS did not sign is refused with the server's own reason.
     const forged = signToken(
@@ -117,6 +120,7 @@ describe.skipIf(!chromiumAvailable)(`the war room in Chromium, on ${databaseLabe
       .getByRole('navigation', { name: 'Main' })
       .getByRole('link', { name: 'Declare incident' })
       .click();
+    expect(await unnamedControls(page)).toEqual([]);
     await page.getByLabel('Title').fill('Checkout latency above SLO');
     await page.getByLabel('Service').fill('checkout');
     await page.getByLabel('Severity').selectOption('SEV2');
@@ -138,8 +142,12 @@ describe.skipIf(!chromiumAvailable)(`the war room in Chromium, on ${databaseLabe
     await shows(page, 'status', 'Open');
     await page.getByText('Live', { exact: true }).waitFor();
     await page.evaluate(`window.notReloaded = true`);
+    expect(await unnamedControls(page)).toEqual([]);
 
-    await page.getByRole('button', { name: 'Acknowledge' }).click();
+    // Keyboard only: Tab reaches the move, its focus ring shows, Enter makes it.
+    const ring = await tabTo(page, 'Acknowledge');
+    expect(ring).toEqual({ outlineStyle: 'solid', outlineWidth: '3px' });
+    await page.keyboard.press('Enter');
     await shows(page, 'status', 'Investigating');
     await timelineEntry(page, 'Status OPEN → INVESTIGATING').waitFor();
     expect(await page.getByRole('button', { name: 'Acknowledge' }).count()).toBe(0);
@@ -212,6 +220,7 @@ describe.skipIf(!chromiumAvailable)(`the war room in Chromium, on ${databaseLabe
       .filter({ hasText: 'db' })
       .waitFor();
     expect(await list.page.evaluate('window.notReloaded')).toBe(true);
+    expect(await unnamedControls(list.page)).toEqual([]);
     await list.page.screenshot({ path: path.join(ARTIFACTS, 'incident-list.png'), fullPage: true });
     expect([...problems, ...list.problems]).toEqual([]);
   });
@@ -340,6 +349,7 @@ describe.skipIf(!chromiumAvailable)(`the war room in Chromium, on ${databaseLabe
     await first.getByText(/"actor"/).waitFor();
     await rows.nth(2).getByText('INCIDENT_NOTE_ADDED').waitFor();
     await rows.nth(2).getByText('"ref": "max"').waitFor();
+    expect(await unnamedControls(auditor.page)).toEqual([]);
     await auditor.page.screenshot({ path: path.join(ARTIFACTS, 'audit.png'), fullPage: true });
     expect([...member.problems, ...auditor.problems]).toEqual([]);
   });
@@ -435,6 +445,7 @@ describe.skipIf(!chromiumAvailable)(`the war room in Chromium, on ${databaseLabe
     await bySeverity.waitFor();
     expect(await bySeverity.getByRole('rowheader').allTextContents()).toEqual(['SEV1', 'SEV2', 'SEV3']);
     await page.getByRole('img', { name: /by severity/ }).waitFor();
+    expect(await unnamedControls(page)).toEqual([]);
     await page.screenshot({ path: path.join(ARTIFACTS, 'response-times.png'), fullPage: true });
     expect(problems).toEqual([]);
   });
