@@ -1,40 +1,26 @@
 /** The war room of one incident: its facts, the moves the lifecycle and the roles allow, the live timeline. */
 
 import { field, h, replaceContent } from '../lib/dom.js';
-import { SEVERITY_NAMES, formatDuration, formatTime, secondsBetween, statusName } from '../lib/format.js';
+import { SEVERITY_NAMES, statusName } from '../lib/format.js';
 import { follow } from '../lib/live.js';
 import { paths } from '../lib/router.js';
 import { serialQueue } from '../lib/serial.js';
+import {
+  badgesOf,
+  factsOf,
+  moveLabel,
+  noteBody,
+  primarySignalOf,
+  section,
+  tagItems,
+  ticketItems,
+  timesOf,
+} from './incident-parts.js';
 import { entryKey, timelineEntry } from './timeline.js';
 
 const TIMELINE_PAGE = 500;
 /** Entries a live update re-reads at least (see splitLastPage). */
 const TAIL_KEPT = 10;
-
-/** What a status move is called on its button. */
-function moveLabel(from, to) {
-  if (to === 'INVESTIGATING')
-    return from === 'OPEN' ? 'Acknowledge' : from === 'RESOLVED' ? 'Reopen' : 'Back to investigating';
-  if (to === 'MITIGATED') return 'Mitigate';
-  if (to === 'RESOLVED') return 'Resolve';
-  if (to === 'CANCELLED') return 'Cancel incident';
-  return statusName(to);
-}
-
-/** A note's label is its first line (the API allows 200 characters); the full text goes in the details. */
-function noteBody(text) {
-  const trimmed = text.trim();
-  const firstLine = trimmed.split('\n')[0].trim();
-  const label = firstLine.length > 200 ? `${firstLine.slice(0, 199)}…` : firstLine;
-  return { actionKind: 'NOTE', label, ...(label === trimmed ? {} : { details: trimmed }) };
-}
-
-let sectionCount = 0;
-/** A titled region of the page (a landmark named by its heading). */
-function section(title, ...children) {
-  const id = `section-${++sectionCount}`;
-  return h('section', { 'aria-labelledby': id }, h('h2', { id, tabindex: '-1' }, title), ...children);
-}
 
 export function incidentView({ org, route, session, api, contract }) {
   const incidentId = route.incidentId;
@@ -207,32 +193,8 @@ export function incidentView({ org, route, session, api, contract }) {
     const { incident, signals } = details;
     heading.textContent = incident.title;
     document.title = `${incident.title} · ITS`;
-    replaceContent(
-      badges,
-      h('span', { class: `badge sev ${incident.severity}`, 'data-testid': 'severity' }, incident.severity),
-      ' ',
-      h(
-        'span',
-        { class: `badge status ${incident.status}`, 'data-testid': 'status' },
-        statusName(incident.status),
-      ),
-      h('span', { class: 'version' }, ` version ${incident.version}`),
-    );
-    const fact = (name, value) => (value ? [h('dt', null, name), h('dd', null, value)] : null);
-    replaceContent(
-      facts,
-      fact('Service', incident.serviceName),
-      fact('Environment', incident.environment),
-      fact('Project', incident.projectId),
-      fact('Detected by', incident.detectedBy),
-      fact('Runbook', incident.runbookPath),
-      fact('Declared by', `${incident.createdBy.ref} (${incident.createdBy.type.toLowerCase()})`),
-      fact('Correlation keys', incident.correlationKeys.join(', ')),
-      fact(
-        'Description',
-        incident.description ? h('span', { class: 'description' }, incident.description) : null,
-      ),
-    );
+    replaceContent(badges, badgesOf(incident));
+    replaceContent(facts, factsOf(incident));
     renderTimes();
 
     if (statusControls) {
@@ -265,94 +227,23 @@ export function incidentView({ org, route, session, api, contract }) {
       shownSeverity = incident.severity;
     }
 
-    replaceContent(
-      tagList,
-      incident.tags.length
-        ? incident.tags.map((tag) =>
-            h(
-              'li',
-              null,
-              h('span', { class: 'tag' }, tag),
-              writes
-                ? (() => {
-                    const remove = h(
-                      'button',
-                      {
-                        type: 'button',
-                        class: 'small',
-                        'aria-label': `Remove tag ${tag}`,
-                        'data-focus-key': `tag-${tag}`,
-                      },
-                      'Remove',
-                    );
-                    remove.addEventListener('click', () =>
-                      write(remove, 'DELETE', `/tags/${encodeURIComponent(tag)}`),
-                    );
-                    return remove;
-                  })()
-                : null,
-            ),
-          )
-        : h('li', { class: 'hint' }, 'No tags.'),
+    replaceContent(tagList, tagItems(incident.tags, writes ? removeTagButton : null));
+    replaceContent(ticketList, ticketItems(incident.externalRefs));
+    replaceContent(primary, primarySignalOf(incident, signals));
+  }
+
+  function removeTagButton(tag) {
+    const remove = h(
+      'button',
+      { type: 'button', class: 'small', 'aria-label': `Remove tag ${tag}`, 'data-focus-key': `tag-${tag}` },
+      'Remove',
     );
-    replaceContent(
-      ticketList,
-      incident.externalRefs.length
-        ? incident.externalRefs.map((ref) =>
-            h(
-              'li',
-              null,
-              ref.url
-                ? h(
-                    'a',
-                    { href: ref.url, target: '_blank', rel: 'noopener noreferrer' },
-                    `${ref.system} ${ref.key}`,
-                  )
-                : `${ref.system} ${ref.key}`,
-              h('span', { class: 'who' }, ` linked ${formatTime(ref.linkedAt)}`),
-            ),
-          )
-        : h('li', { class: 'hint' }, 'No tickets linked.'),
-    );
-    const signal = signals.find((candidate) => candidate.id === incident.primarySignalId);
-    replaceContent(
-      primary,
-      signal
-        ? h(
-            'p',
-            null,
-            h('span', { class: `badge kind ${signal.signalType}` }, signal.signalType),
-            ` ${signal.summary} `,
-            h('span', { class: 'who' }, `from ${signal.source}, ${formatTime(signal.ts)}`),
-          )
-        : h('p', { class: 'hint' }, 'No signal yet.'),
-    );
+    remove.addEventListener('click', () => write(remove, 'DELETE', `/tags/${encodeURIComponent(tag)}`));
+    return remove;
   }
 
   function renderTimes() {
-    const { incident } = details;
-    const at = (iso) =>
-      iso
-        ? [
-            h('time', { datetime: iso }, formatTime(iso)),
-            h('span', { class: 'who' }, ` after ${formatDuration(secondsBetween(incident.createdAt, iso))}`),
-          ]
-        : h('span', { class: 'hint' }, 'not yet');
-    const ended = incident.resolvedAt ?? incident.cancelledAt;
-    replaceContent(
-      times,
-      h('dt', null, 'Declared'),
-      h('dd', null, h('time', { datetime: incident.createdAt }, formatTime(incident.createdAt))),
-      h('dt', null, 'Acknowledged'),
-      h('dd', null, at(incident.acknowledgedAt)),
-      h('dt', null, 'Mitigated'),
-      h('dd', null, at(incident.mitigatedAt)),
-      h('dt', null, 'Resolved'),
-      h('dd', null, at(incident.resolvedAt)),
-      incident.cancelledAt ? [h('dt', null, 'Cancelled'), h('dd', null, at(incident.cancelledAt))] : null,
-      h('dt', null, ended ? 'Lasted' : 'Open for'),
-      h('dd', null, formatDuration(secondsBetween(incident.createdAt, ended))),
-    );
+    replaceContent(times, timesOf(details.incident));
   }
 
   /** Adds the entries not on the page yet, in order; entries already shown keep their node (and open labels). */
