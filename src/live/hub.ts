@@ -1,5 +1,6 @@
 import { orgStreamPrefix, parseIncidentStreamName } from '../domain/streams.ts';
 import { comparePositions, type EventStore, type RecordedEvent } from '../eventstore/port.ts';
+import { INCIDENT_STREAM_PREFIX } from '../../projections/projector.ts';
 import type { CommittedEvents } from './committed.ts';
 import type { SseConnection } from './sse.ts';
 
@@ -127,6 +128,8 @@ export class LiveHub {
     });
 
     await this.source.start();
+    // From now on: nothing the store held when the stream opened, even if the source has yet to hand it out.
+    if (resume === null) sentUpTo = await this.store.headPosition(INCIDENT_STREAM_PREFIX);
     let cursor = resume;
     while (cursor !== null && connection.isOpen) {
       const limit = this.source.position;

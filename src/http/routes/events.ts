@@ -20,7 +20,7 @@ const FILTER_BATCH = 500;
 const FILTER_SCAN_LIMIT = 10_000;
 
 /** The largest part of a position each store can issue (int8 in PostgreSQL, uint64 in EventStoreDB). */
-const MAX_POSITION_PART = { postgres: 2n ** 63n - 1n, eventstoredb: 2n ** 64n - 1n } as const;
+export const MAX_POSITION_PART = { postgres: 2n ** 63n - 1n, eventstoredb: 2n ** 64n - 1n } as const;
 
 const rawEvent = (event: RecordedEvent) => ({
   eventId: event.eventId,

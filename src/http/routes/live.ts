@@ -12,11 +12,9 @@ import { SseConnection } from '../../live/sse.ts';
 import { findIncident } from '../../readmodel/incidents.ts';
 import { HttpProblem, notFound, validationFailed } from '../errors.ts';
 import { IncidentParams, OrgParams } from '../schemas.ts';
+import { MAX_POSITION_PART } from './events.ts';
 
 const tags = ['live'];
-
-/** The largest part of a position each store can issue (int8 in PostgreSQL, uint64 in EventStoreDB). */
-const MAX_POSITION_PART = { postgres: 2n ** 63n - 1n, eventstoredb: 2n ** 64n - 1n } as const;
 
 /** setTimeout's longest delay; a token valid for longer is checked again when it fires. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
