@@ -18,6 +18,7 @@ COPY bin ./bin
 COPY src ./src
 COPY projections ./projections
 COPY migrations ./migrations
+COPY web ./web
 
 # DATA_DIR holds the embedded database when DATABASE_URL is unset.
 RUN mkdir -p /data && chown node:node /data

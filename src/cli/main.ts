@@ -1,5 +1,7 @@
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { runRebuildCommand, runStatusCommand } from '../../projections/cli.ts';
 import { openConfiguredDatabase, openRuntime, type Runtime } from '../app/runtime.ts';
@@ -90,10 +92,27 @@ program
       process.stderr.write(
         `\nNo JWT_SECRET is set: tokens are signed with the development secret in ${devSecretPath(config)}.\n` +
           `Mint one with:  node bin/its.js token --sub alice --org acme:ORG_ADMIN --admin\n` +
-          `then:           curl -H "Authorization: Bearer <token>" http://${config.host}:${config.port}/api/orgs/acme/incidents\n\n`,
+          `then:           curl -H "Authorization: Bearer <token>" http://${config.host}:${config.port}/api/orgs/acme/incidents\n` +
+          (app ? `The war room:   ${developmentLink(app, config)}\n` : '') +
+          '\n',
       );
     }
   });
+
+/** The web app's address with a 12-hour ORG_ADMIN token for org acme in the fragment (never sent to the server). */
+function developmentLink(app: FastifyInstance, config: Config): string {
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const now = Math.floor(Date.now() / 1000);
+  const token = signToken(
+    { sub: 'developer', name: 'Developer', orgs: { acme: ['ORG_ADMIN'] }, iat: now, exp: now + 12 * 3600 },
+    'HS256',
+    config.jwt.secret!,
+  );
+  // A wildcard listen address is no address to browse to; the loopback one always answers.
+  const host = ['0.0.0.0', '::', ''].includes(config.host) ? '127.0.0.1' : config.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}/#token=${token}`;
+}
 
 program
   .command('migrate')
@@ -279,8 +298,10 @@ program
   .option('--out <file>', 'write to this file instead of stdout')
   .action(async (options: { out?: string }) => {
     const text = `${JSON.stringify(await openApiDocument(), null, 2)}\n`;
-    if (options.out) writeFileSync(options.out, text);
-    else process.stdout.write(text);
+    if (options.out) {
+      mkdirSync(dirname(options.out), { recursive: true });
+      writeFileSync(options.out, text);
+    } else process.stdout.write(text);
   });
 
 try {

@@ -29,6 +29,7 @@ import { operationsRoutes } from './routes/operations.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
 import { findUnstorable, scanJsonText } from './unstorable.ts';
 import { timelineRoutes } from './routes/timeline.ts';
+import { webRoutes } from './routes/web.ts';
 
 export interface BuildAppOptions {
   /** fastify's logger option; default: pino at the configured level, Authorization redacted. */
@@ -189,6 +190,7 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
   app.register(webhookRoutes, { runtime });
   app.register(timelineRoutes, { runtime });
   app.register(liveRoutes, { runtime });
+  app.register(webRoutes);
   app.get('/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () =>
     app.swagger(),
   );

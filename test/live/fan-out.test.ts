@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openRuntime, type Runtime } from '../../src/app/runtime.ts';
 import { loadConfig } from '../../src/config.ts';
-import type { EventStore, SubscribeOptions } from '../../src/eventstore/port.ts';
+import type { SubscribeOptions } from '../../src/eventstore/port.ts';
 import { buildApp } from '../../src/http/app.ts';
 import { signToken } from '../../src/http/tokens.ts';
 import { freshOrg } from '../support/app.ts';
