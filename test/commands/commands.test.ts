@@ -232,12 +232,17 @@ describe(`command handling on ${databaseLabel}`, () => {
   it('creates with its append alone, writes again from what it appended, and decides on a read when another process wrote meanwhile', async () => {
     freshOrg();
     let reads = 0;
-    const counting: EventStore = Object.create(store, {
-      readStream: {
-        value: (...args: Parameters<EventStore['readStream']>) => {
-          reads++;
-          return store.readStream(...args);
-        },
+    // Counts the handler's reads only: the store's own calls (the EventStoreDB adapter reads an
+    // append back) stay on the real store, so a Proxy that binds to it rather than Object.create.
+    const counting = new Proxy(store, {
+      get(target, property) {
+        if (property === 'readStream')
+          return (...args: Parameters<EventStore['readStream']>) => {
+            reads++;
+            return target.readStream(...args);
+          };
+        const value: unknown = Reflect.get(target, property);
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
       },
     });
     const here = new IncidentCommands({ store: counting, database: test.database });
