@@ -366,13 +366,14 @@ export class ProjectionDaemon implements LaneHost {
     lane.failing = null;
     lane.failed = true;
     lane.park(FAILED_RETRY_MS);
+    const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    // Recorded first, so whoever reads the line finds the failure in projection_checkpoints.
+    await recordFailure(this.database, lane.name, event.position, message).catch((cause: unknown) =>
+      lane.logger.error({ err: cause }, 'could not record the failure'),
+    );
     lane.logger.error(
       { err: error, position: event.position, eventId: event.eventId },
       'projection stopped at an event that keeps failing',
-    );
-    const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-    await recordFailure(this.database, lane.name, event.position, message).catch((cause: unknown) =>
-      lane.logger.error({ err: cause }, 'could not record the failure'),
     );
   }
 }
