@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/http/app.ts';
 import { freshOrg, startTestApp, type TestApp } from '../support/app.ts';
 import { databaseLabel } from '../support/database.ts';
+import { testEventStoreKind } from '../support/eventstore.ts';
 import { expectProblem, validIncident } from './support.ts';
 
 /** Answers while a dependency is down must come fast: no request waits on a dead socket. */
@@ -110,11 +111,11 @@ describe(`without projection workers, then without a database (${databaseLabel})
           payload?: Record<string, unknown>;
         }) => timed(() => app.inject({ ...options, headers: { authorization: `Bearer ${token}` } }));
         expectProblem(await inject({ method: 'GET', url: `/api/orgs/${org}/incidents` }), 503, 'UNAVAILABLE');
-        expectProblem(
-          await inject({ method: 'POST', url: `${incidentUrl}/tags`, payload: { tag: 'late' } }),
-          503,
-          'UNAVAILABLE',
-        );
+        const late = await inject({ method: 'POST', url: `${incidentUrl}/tags`, payload: { tag: 'late' } });
+        // With the events in EventStoreDB a write from this process's cached view needs nothing from
+        // PostgreSQL: it lands and is accepted while the read models wait. On PostgreSQL it cannot land.
+        if (testEventStoreKind === 'eventstoredb') expect(late.statusCode, late.body).toBe(202);
+        else expectProblem(late, 503, 'UNAVAILABLE');
         expect((await inject({ method: 'GET', url: '/health/ready' })).statusCode).toBe(503);
       } finally {
         await app.close();

@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { EventStore, SubscribeOptions } from '../../src/eventstore/port.ts';
 import { PROJECTORS } from '../../projections/catalog.ts';
 import type { CommittedBatch } from '../../projections/daemon.ts';
@@ -49,6 +49,13 @@ describe(`the projection daemon, on ${databaseLabel}`, () => {
       const log = generateLog({ seed, orgs: [`daemon${seed}`], incidents: 10, events: 200 });
       const head = await appendLog(store, log);
       await waitForCheckpoints(test.database, head);
+      // Listeners hear of a batch once its commit has returned, a moment after others can see it.
+      await vi.waitFor(
+        () => expect(committed.flatMap((batch) => batch.events)).toHaveLength(countEvents(log)),
+        {
+          timeout: 10_000,
+        },
+      );
 
       expect(subscriptions).toBe(1);
       const told = committed.flatMap((batch) => batch.events);
