@@ -24,7 +24,8 @@ export interface TamperCase {
 
 const ALTERED = /does not match/;
 const at = (streamName: string, version: number) => sql`stream_name = ${streamName} and version = ${version}`;
-const copy = ({ eventId, type, data, metadata }: RecordedEvent): EventToAppend => ({
+/** An event as an append takes it again: the copy an attacker starts from. */
+export const copy = ({ eventId, type, data, metadata }: RecordedEvent): EventToAppend => ({
   eventId,
   type,
   data,
