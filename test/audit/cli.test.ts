@@ -1,30 +1,12 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runAuditVerifyCommand } from '../../src/audit/cli.ts';
 import { incidentStreamName } from '../../src/domain/streams.ts';
 import { freshOrg, startTestApp, type TestApp } from '../support/app.ts';
 import { databaseLabel } from '../support/database.ts';
 import { validIncident } from '../http/support.ts';
-
-/** Runs `command` and returns what it wrote to stdout and stderr. */
-async function output(command: () => Promise<void>): Promise<{ stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const out = vi
-    .spyOn(process.stdout, 'write')
-    .mockImplementation((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));
-  const err = vi
-    .spyOn(process.stderr, 'write')
-    .mockImplementation((chunk: string | Uint8Array) => ((stderr += String(chunk)), true));
-  try {
-    await command();
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-  return { stdout, stderr };
-}
+import { output } from '../support/output.ts';
 
 describe(`its audit verify on ${databaseLabel}`, () => {
   let t: TestApp;

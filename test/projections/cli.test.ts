@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { EventStore } from '../../src/eventstore/port.ts';
 import { openPostgres, type Database } from '../../src/db/database.ts';
 import { PostgresEventStore } from '../../src/eventstore/postgres/index.ts';
@@ -7,25 +7,7 @@ import { runRebuildCommand, runStatusCommand } from '../../projections/cli.ts';
 import { PROJECTION_NAMES, startProjectionWorkers, type ProjectionWorkers } from '../../projections/index.ts';
 import { databaseLabel, openTestDatabase, type TestDatabase } from '../support/database.ts';
 import { appendLog, countEvents, dumpReadModels, generateLog, waitForCheckpoints } from './fixtures.ts';
-
-/** Runs `command` and returns what it wrote to stdout and stderr. */
-async function output(command: () => Promise<void>): Promise<{ stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const out = vi
-    .spyOn(process.stdout, 'write')
-    .mockImplementation((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));
-  const err = vi
-    .spyOn(process.stderr, 'write')
-    .mockImplementation((chunk: string | Uint8Array) => ((stderr += String(chunk)), true));
-  try {
-    await command();
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-  return { stdout, stderr };
-}
+import { output } from '../support/output.ts';
 
 describe(`the projection CLI commands on ${databaseLabel}`, () => {
   let test: TestDatabase;

@@ -1,27 +1,9 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runRedeliver, runWebhookDeliveries, runWebhooksList } from '../../src/webhooks/cli.ts';
 import { freshOrg, startTestApp, type TestApp } from '../support/app.ts';
 import { Receiver } from './receiver.ts';
 import { FAST, makeEvents, register } from './support.ts';
-
-/** Runs `command` and returns what it wrote to stdout and stderr. */
-async function output(command: () => Promise<void>): Promise<{ stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const out = vi
-    .spyOn(process.stdout, 'write')
-    .mockImplementation((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));
-  const err = vi
-    .spyOn(process.stderr, 'write')
-    .mockImplementation((chunk: string | Uint8Array) => ((stderr += String(chunk)), true));
-  try {
-    await command();
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-  return { stdout, stderr };
-}
+import { output } from '../support/output.ts';
 
 describe('its webhooks list | deliveries | redeliver', () => {
   let t: TestApp;
