@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { adminQuery } from '../test/support/database.ts';
+import { adminQuery } from '../test/support/admin-query.ts';
 
 /** One line of the bench table: a figure, the baseline measured in the same run, and their ratio. */
 export interface BenchRow {

@@ -6,6 +6,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { auditChain } from './scenarios/audit.ts';
 import { commandLatency } from './scenarios/command-latency.ts';
+import { edgeBodies } from './scenarios/edge.ts';
 import { eventStoreAppends } from './scenarios/eventstore.ts';
 import { eventStoreDbScenario } from './scenarios/eventstoredb.ts';
 import { httpCommands } from './scenarios/http.ts';
@@ -34,6 +35,7 @@ const scenarios: Record<string, Scenario> = {
   audit: (url) => auditChain(url, seconds * 2000, Number(process.env.BENCH_AUDIT_EVENTS ?? 1_000_000)),
   webhooks: (url) => webhookDeliveries(url, Number(process.env.BENCH_WEBHOOK_EVENTS ?? 10_000)),
   eventstoredb: () => eventStoreDbScenario(seconds * 1000),
+  edge: (url) => edgeBodies(url, seconds),
 };
 
 function table(rows: BenchRow[]): string {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { afterAll, beforeAll } from 'vitest';
+import { adminQuery } from './admin-query.ts';
 import { openPGlite, openPostgres, type Database, type PostgresOptions } from '../../src/db/database.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
 import type { EventStore } from '../../src/eventstore/port.ts';
@@ -63,17 +63,6 @@ export async function openTestDatabase(
       await drop();
     },
   };
-}
-
-/** One statement on its own connection: creating and dropping databases cannot share a pool. */
-export async function adminQuery(url: string, text: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query(text);
-  } finally {
-    await client.end();
-  }
 }
 
 /** The scratch database of a describe block, with the event store beside it. */
