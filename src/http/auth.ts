@@ -1,4 +1,4 @@
-import { createPublicKey } from 'node:crypto';
+import { createHash, createPublicKey } from 'node:crypto';
 import fastifyJwt from '@fastify/jwt';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -61,7 +61,7 @@ export interface Principal {
   orgs: Record<string, string[]>;
   actorType: 'USER' | 'SYSTEM' | 'INTEGRATION';
   admin: boolean;
-  /** The token's identity for per-token limits (live streams): from its claims, not its text, so a re-spelt signature is the same token. */
+  /** The token's identity for per-token limits (live streams): a hash of its claims, not of its text, so a re-spelt signature is the same token. */
   tokenId: string;
 }
 
@@ -164,7 +164,7 @@ function authenticate(app: FastifyInstance, request: FastifyRequest, maxTtlSecon
     orgs: claims.data.orgs,
     actorType: claims.data.actor_type ?? 'USER',
     admin: claims.data.its_admin === true,
-    tokenId: `${claims.data.sub}:${iat ?? ''}:${exp}`,
+    tokenId: createHash('sha256').update(JSON.stringify(payload)).digest('base64url').slice(0, 22),
   };
 }
 
