@@ -1,4 +1,5 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { EventStore } from '../src/eventstore/port.ts';
 import { adminQuery } from '../test/support/admin-query.ts';
 
 /** One line of the bench table: a figure, the baseline measured in the same run, and their ratio. */
@@ -72,4 +73,24 @@ export function formatNumber(value: number): string {
   if (Math.abs(value) >= 100) return value.toFixed(0);
   if (Math.abs(value) >= 10) return value.toFixed(1);
   return value.toFixed(2);
+}
+
+/** Note events appended through `store` by `writers` loops, one stream each: appends per second. */
+export function appendThroughput(store: EventStore, writers: number, durationMs: number): Promise<number> {
+  const run = randomUUID().slice(0, 8);
+  const data = { actionId: 'act_x', label: 'checked the dashboards', details: 'x'.repeat(120) };
+  const metadata = {
+    orgId: 'bench',
+    actor: { type: 'USER', ref: 'bench' },
+    occurredAt: new Date().toISOString(),
+    correlationId: 'bench',
+    schemaVersion: 1,
+  };
+  return throughput(writers, durationMs, async (loop, iteration) => {
+    await store.append(
+      `incident-bench.${run}_${loop}`,
+      [{ eventId: randomUUID(), type: 'INCIDENT_NOTE_ADDED', data, metadata }],
+      iteration === 0 ? 'no_stream' : iteration - 1,
+    );
+  });
 }

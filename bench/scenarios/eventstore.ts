@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import { openPostgres } from '../../src/db/database.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
 import { PostgresEventStore } from '../../src/eventstore/postgres/index.ts';
-import { throughput, type BenchRow } from '../lib.ts';
+import { appendThroughput, throughput, type BenchRow } from '../lib.ts';
 
 /** Appends/s of the PostgreSQL adapter at 1 and 16 writers, beside raw single-row INSERTs. */
 export async function eventStoreAppends(url: string, durationMs: number): Promise<BenchRow[]> {
@@ -29,14 +29,7 @@ export async function eventStoreAppends(url: string, durationMs: number): Promis
           database.db,
         );
       });
-      const run = randomUUID().slice(0, 8);
-      const appends = await throughput(writers, durationMs, async (loop, iteration) => {
-        await store.append(
-          `incident-bench.${run}_${loop}`,
-          [{ eventId: randomUUID(), type: 'INCIDENT_NOTE_ADDED', data, metadata }],
-          iteration === 0 ? 'no_stream' : iteration - 1,
-        );
-      });
+      const appends = await appendThroughput(store, writers, durationMs);
       rows.push({
         scenario: 'event store',
         metric: `appends/s, ${writers} writer${writers > 1 ? 's' : ''}`,
