@@ -101,6 +101,8 @@ class SharedListener {
   private client: Promise<pg.Client> | null = null;
   private readonly queries = new QueryQueue();
   private readonly handlers = new Map<string, Set<(payload: string | null) => void>>();
+  /** The channels each session has LISTENed on (see `sync`). */
+  private readonly listening = new WeakMap<pg.Client, Set<string>>();
   private retry: NodeJS.Timeout | null = null;
   private closed = false;
 
@@ -109,24 +111,44 @@ class SharedListener {
   async listen(channel: string, onNotify: (payload: string | null) => void): Promise<() => Promise<void>> {
     const client = await this.session();
     let handlers = this.handlers.get(channel);
-    if (!handlers) {
-      this.handlers.set(channel, (handlers = new Set()));
-      try {
-        await this.queries.run(client, `listen ${pg.escapeIdentifier(channel)}`);
-      } catch (error) {
-        this.handlers.delete(channel);
-        throw error;
-      }
-    }
+    if (!handlers) this.handlers.set(channel, (handlers = new Set()));
     handlers.add(onNotify);
+    try {
+      await this.sync(client, channel);
+    } catch (error) {
+      this.remove(channel, onNotify);
+      throw error;
+    }
     return async () => {
-      const current = this.handlers.get(channel);
-      if (!current?.delete(onNotify) || current.size > 0) return;
-      this.handlers.delete(channel);
+      if (!this.remove(channel, onNotify)) return;
       const session = await this.client?.catch(() => null);
-      if (session)
-        await this.queries.run(session, `unlisten ${pg.escapeIdentifier(channel)}`).catch(() => {});
+      if (session) await this.sync(session, channel).catch(() => {});
     };
+  }
+
+  /** Drops a handler; true when it was the channel's last. */
+  private remove(channel: string, onNotify: (payload: string | null) => void): boolean {
+    const handlers = this.handlers.get(channel);
+    if (!handlers?.delete(onNotify) || handlers.size > 0) return false;
+    this.handlers.delete(channel);
+    return true;
+  }
+
+  /**
+   * LISTENs or UNLISTENs so the session matches whether anyone listens on `channel` when its turn
+   * in the queue comes, not when it was asked: a listener leaving while the next one arrives (a
+   * resubscription) must not have its UNLISTEN land after the newcomer's LISTEN.
+   */
+  private sync(client: pg.Client, channel: string): Promise<void> {
+    return this.queries.enqueue(async () => {
+      let listening = this.listening.get(client);
+      if (!listening) this.listening.set(client, (listening = new Set()));
+      const wanted = this.handlers.has(channel);
+      if (wanted === listening.has(channel)) return;
+      await client.query(`${wanted ? 'listen' : 'unlisten'} ${pg.escapeIdentifier(channel)}`);
+      if (wanted) listening.add(channel);
+      else listening.delete(channel);
+    });
   }
 
   private session(): Promise<pg.Client> {
@@ -146,8 +168,7 @@ class SharedListener {
     const reopen = () => this.scheduleReopen(client);
     client.on('error', reopen);
     client.on('end', reopen);
-    for (const channel of this.handlers.keys())
-      await this.queries.run(client, `listen ${pg.escapeIdentifier(channel)}`);
+    for (const channel of this.handlers.keys()) await this.sync(client, channel);
     return client;
   }
 
@@ -263,14 +284,19 @@ class LockSession {
 class QueryQueue {
   private tail: Promise<unknown> = Promise.resolve();
 
+  /** Runs `task` once every task queued before it has settled. */
+  enqueue<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(task);
+    this.tail = result.catch(() => {});
+    return result;
+  }
+
   run<R extends pg.QueryResultRow = pg.QueryResultRow>(
     client: pg.Client,
     text: string,
     values?: unknown[],
   ): Promise<pg.QueryResult<R>> {
-    const result = this.tail.then(() => client.query<R>(text, values));
-    this.tail = result.catch(() => {});
-    return result;
+    return this.enqueue(() => client.query<R>(text, values));
   }
 }
 
