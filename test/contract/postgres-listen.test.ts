@@ -17,7 +17,7 @@ describe.skipIf(!serverUrl)('the shared LISTEN session of a PostgreSQL server', 
     await test?.cleanup();
   });
 
-  const heard = (channel: string) => {
+  const heard = () => {
     let hear!: (payload: string | null) => void;
     const next = new Promise<string | null>((resolve) => (hear = resolve));
     return { next, onNotify: (payload: string | null) => hear(payload) };
@@ -28,7 +28,7 @@ describe.skipIf(!serverUrl)('the shared LISTEN session of a PostgreSQL server', 
     for (let round = 0; round < 20; round++) {
       const channel = `listen_race_${round}`;
       const first = await database.listen(channel, () => {});
-      const second = heard(channel);
+      const second = heard();
       // Not awaited in between, as a resubscription does it: the old subscriber's finally runs late.
       const leaving = first();
       const arriving = database.listen(channel, second.onNotify);
