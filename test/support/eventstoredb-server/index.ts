@@ -389,6 +389,8 @@ export async function startEventStoreDbTestServer(
         sent++;
       }
     }
+    // The end of the log (or of `count`) ends the call at once, whatever the client has not read yet
+    // (src/EventStore.Core/Services/Transport/Enumerators/Enumerator.ReadAllForwards.cs:101-113).
     call.end();
   }
 
