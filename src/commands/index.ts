@@ -17,6 +17,7 @@ import {
 } from '../domain/incident/index.ts';
 import { incidentStreamName, newIncidentId } from '../domain/streams.ts';
 import { WrongExpectedVersion, type EventStore, type EventToAppend } from '../eventstore/port.ts';
+import { conflictBackoff, sleep } from '../retry.ts';
 import { StreamCache, type CachedStream } from './stream-cache.ts';
 
 export type ActorType = 'USER' | 'SYSTEM' | 'INTEGRATION';
@@ -291,7 +292,7 @@ export class IncidentCommands {
       // is fresh, unless this process saw that attempt fail. Only a dead attempt's plan runs again.
       const planned = Date.parse((row.reservation as Plan).occurredAt);
       while (!row.response && !this.abandoned.has(id) && Date.now() < planned + IN_FLIGHT_WAIT_MS) {
-        await new Promise((resolve) => setTimeout(resolve, IN_FLIGHT_POLL_MS));
+        await sleep(IN_FLIGHT_POLL_MS);
         row = await readRow();
       }
       if (row.response) return { ...(row.response as CommandResult), replayed: true, outcome: 'ok' };
@@ -377,7 +378,7 @@ export class IncidentCommands {
         if (attempt >= this.maxRetries)
           throw new ConcurrencyRetriesExhausted(`gave up on ${streamName} after ${attempt + 1} lost races`);
         this.metrics?.retry();
-        await conflictBackoff(attempt);
+        await sleep(conflictBackoff.delayMs(attempt));
       }
     }
   }
@@ -511,11 +512,6 @@ export class IncidentCommands {
 /** What the next events chain onto: the stream's last event as this decision saw it (src/audit). */
 function chainHead(loaded: Loaded): ChainHead {
   return { version: loaded.version, hash: loaded.last ? storedHash(loaded.last) : null };
-}
-
-/** The wait after a lost race: jittered, so racing writers do not collide again in lockstep. */
-export function conflictBackoff(attempt: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(100, 5 * 2 ** attempt)));
 }
 
 function withoutOutcome(result: CommandResult & { outcome?: string }): CommandResult {
