@@ -69,14 +69,7 @@ describe('the EventStoreDB adapter on the test server', () => {
     store = openEventStoreDb(server.url, { livenessTimeoutMs: 100 });
   });
   afterEach(() => {
-    Object.assign(server.faults, {
-      unavailable: false,
-      batchAppendNotReady: 0,
-      noCaughtUp: false,
-      maxCheckpointAtStart: false,
-      checkpointBeyondLive: null,
-    });
-    server.faults.featuresFailures.count = 0;
+    server.resetFaults();
   });
   afterAll(async () => {
     await store?.close();

@@ -146,13 +146,7 @@ describe('EventStoreDB test server, through the real client', () => {
     client = EventStoreDBClient.connectionString(server.url);
   });
   afterEach(() => {
-    Object.assign(server.faults, {
-      unavailable: false,
-      batchAppendNotReady: 0,
-      noCaughtUp: false,
-      maxCheckpointAtStart: false,
-      checkpointBeyondLive: null,
-    });
+    server.resetFaults();
   });
   afterAll(async () => {
     await client.dispose();

@@ -1,28 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freshOrg, startTestApp, type TestApp } from '../support/app.ts';
+import type { TestApp } from '../support/app.ts';
 import { MAX_JSON_VALUES, VALUES_MESSAGE, scanJsonText } from '../../src/http/unstorable.ts';
-import { expectProblem, validIncident } from './support.ts';
+import { expectProblem, startWithIncident, validIncident } from './support.ts';
 
 describe('bodies are checked once, on their raw text', () => {
-  let t: TestApp;
-  let org: string;
-  let token: string;
-  let incident: string;
+  let t: TestApp, org: string, token: string, incident: string;
   beforeAll(async () => {
-    t = await startTestApp();
-    org = freshOrg();
-    token = t.token({ orgs: { [org]: ['ORG_ADMIN'] } });
-    const created = await t.request({
-      method: 'POST',
-      url: `/api/orgs/${org}/incidents`,
-      token,
-      payload: validIncident,
-    });
-    incident = created.json<{ incidentId: string }>().incidentId;
+    ({ t, org, token, incident } = await startWithIncident());
   });
-  afterAll(async () => {
-    await t?.cleanup();
-  });
+  afterAll(() => t?.cleanup());
 
   const post = (url: string, payload: string) =>
     t.request({ method: 'POST', url, token, headers: { 'content-type': 'application/json' }, payload });
