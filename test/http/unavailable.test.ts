@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { incidentStreamName } from '../../src/domain/streams.ts';
 import { buildApp } from '../../src/http/app.ts';
 import { freshOrg, startTestApp, type TestApp } from '../support/app.ts';
 import { databaseLabel } from '../support/database.ts';
@@ -93,7 +94,10 @@ describe(`without projection workers, then without a database (${databaseLabel})
         headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
         body: JSON.stringify({ tag: 'in-flight' }),
       });
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      // Closed once the write has landed and waits on its projection, not after a guess at how long that takes.
+      const stream = incidentStreamName(org, created.json<{ incidentId: string }>().incidentId);
+      while ((await t.runtime.store.readStream(stream)).length < 2)
+        await new Promise((resolve) => setTimeout(resolve, 10));
       const closed = t.app.close();
       const answer = await inFlight;
       expect(answer.status).toBe(202);
