@@ -5,8 +5,9 @@ import type { EventStore, RecordedEvent } from '../eventstore/port.ts';
 
 /**
  * Where live streams learn of new events: batches, in log order, that every read model already
- * includes. The one place to switch the source: the projection daemon's own `onCommitted` can
- * replace `StoreCommittedEvents` without the fan-out noticing.
+ * includes. A process that runs the projection daemon feeds them from its commits
+ * (`DaemonCommittedEvents`); one without workers (`--role api`) from a store subscription of its own
+ * (`StoreCommittedEvents`). The fan-out does not tell them apart.
  */
 export interface CommittedEvents {
   /** Position of the newest event handed to listeners (every one up to it is projected); null before any. */
@@ -21,7 +22,7 @@ const RETRY_MS = { first: 200, max: 5_000 };
 /** How long one wait for the read models lasts before it is renewed (the stream just waits longer). */
 const VISIBILITY_WAIT_MS = 60_000;
 
-/** One store subscription per process, each event held back until the projections have committed it. */
+/** One store subscription per process without workers, each event held back until the projections have committed it. */
 export class StoreCommittedEvents implements CommittedEvents {
   position: string | null = null;
   private readonly listeners = new Set<(events: readonly RecordedEvent[]) => void>();
@@ -32,7 +33,7 @@ export class StoreCommittedEvents implements CommittedEvents {
   constructor(
     private readonly store: EventStore,
     private readonly progress: ProjectionProgress,
-    private readonly logger?: Logger,
+    private readonly logger?: Pick<Logger, 'warn'>,
   ) {}
 
   start(): Promise<void> {
