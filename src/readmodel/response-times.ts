@@ -35,12 +35,16 @@ export interface ResponseTimesGroup {
   timeToResolve: Durations;
 }
 
-/** The SQL expression of each grouping; a week is keyed by its Monday (UTC), a timestamp until formatted. */
+/**
+ * The SQL expression of each grouping; a week is keyed by its Monday (UTC), a timestamp until
+ * formatted. Text keys sort bytewise ("C"): the same order as any UTF-8 code-point collation, and
+ * a cheaper sort of the org's slice than a locale's.
+ */
 const GROUP_KEY: Record<ResponseTimesGroupBy, RawBuilder<unknown>> = {
-  service: sql`service_name`,
-  severity: sql`severity`,
-  project: sql`project_id`,
-  environment: sql`environment`,
+  service: sql`service_name collate "C"`,
+  severity: sql`severity collate "C"`,
+  project: sql`project_id collate "C"`,
+  environment: sql`environment collate "C"`,
   week: sql`date_trunc('week', created_at at time zone 'UTC')`,
 };
 
