@@ -75,17 +75,24 @@ export function formatNumber(value: number): string {
   return value.toFixed(2);
 }
 
+/** The event the append benchmarks write: a note, its metadata as the API would store it (time: now). */
+export function noteEvent(): { data: Record<string, unknown>; metadata: Record<string, unknown> } {
+  return {
+    data: { actionId: 'act_x', label: 'checked the dashboards', details: 'x'.repeat(120) },
+    metadata: {
+      orgId: 'bench',
+      actor: { type: 'USER', ref: 'bench' },
+      occurredAt: new Date().toISOString(),
+      correlationId: 'bench',
+      schemaVersion: 1,
+    },
+  };
+}
+
 /** Note events appended through `store` by `writers` loops, one stream each: appends per second. */
 export function appendThroughput(store: EventStore, writers: number, durationMs: number): Promise<number> {
   const run = randomUUID().slice(0, 8);
-  const data = { actionId: 'act_x', label: 'checked the dashboards', details: 'x'.repeat(120) };
-  const metadata = {
-    orgId: 'bench',
-    actor: { type: 'USER', ref: 'bench' },
-    occurredAt: new Date().toISOString(),
-    correlationId: 'bench',
-    schemaVersion: 1,
-  };
+  const { data, metadata } = noteEvent();
   return throughput(writers, durationMs, async (loop, iteration) => {
     await store.append(
       `incident-bench.${run}_${loop}`,

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { signToken } from '../src/http/tokens.ts';
 import { freePort } from '../test/support/ports.ts';
 
 /** A server started as a child process, so it has a core of its own beside the load generator. */
@@ -47,4 +48,30 @@ export async function startChild(
         setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
       }),
   };
+}
+
+/** The org and JWT secret the benchmarks' `its serve` works with. */
+export const BENCH_ORG = 'bench';
+const BENCH_SECRET = 'bench-secret-bench-secret-bench-secret';
+
+/** `its serve` on the database at `databaseUrl` as the benchmarks run it (no rate limit to speak of), with `env` on top. */
+export function startService(databaseUrl: string, env: Record<string, string> = {}): Promise<ChildServer> {
+  return startChild(
+    ['bin/its.js', 'serve'],
+    {
+      DATABASE_URL: databaseUrl,
+      JWT_SECRET: BENCH_SECRET,
+      LOG_LEVEL: 'warn',
+      RATE_LIMIT_PER_MINUTE: '100000000',
+      NODE_ENV: 'production',
+      ...env,
+    },
+    '/health/ready',
+  );
+}
+
+/** A token for `startService`'s server: `sub` with `role` in the bench org, for an hour. */
+export function benchToken(sub: string, role = 'ORG_ADMIN'): string {
+  const exp = Math.floor(Date.now() / 1000) + 3600;
+  return signToken({ sub, orgs: { [BENCH_ORG]: [role] }, exp }, 'HS256', BENCH_SECRET);
 }

@@ -2,6 +2,7 @@ import { sql, type RawBuilder } from 'kysely';
 import { pino, type Logger } from 'pino';
 import { isDatabaseUnavailable, type Database } from '../src/db/database.ts';
 import { comparePositions, type EventStore, type RecordedEvent } from '../src/eventstore/port.ts';
+import { sleep, subscriptionBackoff } from '../src/retry.ts';
 import { advanceStatement, recordFailure } from './checkpoints.ts';
 import { Lane, type LaneHost } from './lane.ts';
 import { PROGRESS_CHANNEL, announce } from './notices.ts';
@@ -199,7 +200,7 @@ export class ProjectionDaemon implements LaneHost {
         // Back off while it keeps failing; start over once a batch got through.
         failures++;
         this.logger.warn({ err: error }, 'subscription dropped; resuming from the checkpoints');
-        await sleep(Math.min(5000, 250 * 2 ** (failures - 1)), this.stopping.signal);
+        await sleep(subscriptionBackoff.delayMs(failures - 1), this.stopping.signal);
       } finally {
         subscription.abort();
         this.stopping.signal.removeEventListener('abort', stop);
@@ -430,18 +431,4 @@ export async function* batches<T>(source: AsyncIterable<T>, max: number): AsyncG
     // Not awaited: a read may still be pending, and the caller aborts the source to end it.
     void iterator.return?.()?.catch(() => {});
   }
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts. */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

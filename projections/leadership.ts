@@ -1,6 +1,7 @@
 import type { Database, SessionLock } from '../src/db/database.ts';
 import { recordStopped, takeCheckpoint } from './checkpoints.ts';
-import { sleep, type ProjectionDaemon } from './daemon.ts';
+import { sleep } from '../src/retry.ts';
+import type { ProjectionDaemon } from './daemon.ts';
 import type { Lane } from './lane.ts';
 import type { Projector } from './projector.ts';
 

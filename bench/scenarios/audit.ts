@@ -7,7 +7,7 @@ import { openPostgres, type Database } from '../../src/db/database.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
 import { PostgresEventStore } from '../../src/eventstore/postgres/index.ts';
 import { rebuildProjections } from '../../projections/index.ts';
-import { throughput, type BenchRow } from '../lib.ts';
+import { noteEvent, throughput, type BenchRow } from '../lib.ts';
 import { seedEventLog } from './projections.ts';
 
 const EVENTS_PER_INCIDENT = 20;
@@ -31,14 +31,7 @@ export async function auditChain(url: string, durationMs: number, events: number
 }
 
 async function appendCost(store: PostgresEventStore, durationMs: number): Promise<BenchRow[]> {
-  const data = { actionId: 'act_x', label: 'checked the dashboards', details: 'x'.repeat(120) };
-  const metadata = {
-    orgId: 'bench',
-    actor: { type: 'USER', ref: 'bench' },
-    occurredAt: new Date().toISOString(),
-    correlationId: 'bench',
-    schemaVersion: 1,
-  };
+  const { data, metadata } = noteEvent();
   const event = () => ({ eventId: randomUUID(), type: 'INCIDENT_NOTE_ADDED', data, metadata });
   const rows: BenchRow[] = [];
   for (const writers of [1, 16]) {

@@ -1,18 +1,11 @@
-import { signToken } from '../../src/http/tokens.ts';
 import { summarize, type BenchRow } from '../lib.ts';
-import { startChild } from '../service.ts';
+import { BENCH_ORG, benchToken, startService } from '../service.ts';
 
-const SECRET = 'bench-secret-bench-secret-bench-secret';
-const ORG = 'bench';
+const ORG = BENCH_ORG;
 const POSTERS = 8;
 /** The largest `{"tags":[0,0,…]}` within the 1 MiB body limit: 524,283 tiny items. */
 const TINY_ITEMS = (1024 * 1024 - 10) / 2;
 const tinyItems = `{"tags":[${Array.from({ length: TINY_ITEMS }, () => '0').join(',')}]}`;
-
-function token(sub: string): string {
-  const exp = Math.floor(Date.now() / 1000) + 3600;
-  return signToken({ sub, orgs: { [ORG]: ['ORG_ADMIN'] }, exp }, 'HS256', SECRET);
-}
 
 /** One user's GETs of one incident, one after another, for `ms`: each latency in ms. */
 async function getLatencies(url: string, authorization: string, ms: number): Promise<number[]> {
@@ -30,20 +23,10 @@ async function getLatencies(url: string, authorization: string, ms: number): Pro
 
 /** Another user's GET latency, alone and while 8 clients post 1 MiB bodies of tiny items (issue 14, point 3). */
 export async function edgeBodies(url: string, seconds: number): Promise<BenchRow[]> {
-  const its = await startChild(
-    ['bin/its.js', 'serve'],
-    {
-      DATABASE_URL: url,
-      JWT_SECRET: SECRET,
-      LOG_LEVEL: 'warn',
-      RATE_LIMIT_PER_MINUTE: '100000000',
-      NODE_ENV: 'production',
-    },
-    '/health/ready',
-  );
+  const its = await startService(url);
   try {
-    const reader = `Bearer ${token('reader')}`;
-    const attacker = `Bearer ${token('attacker')}`;
+    const reader = `Bearer ${benchToken('reader')}`;
+    const attacker = `Bearer ${benchToken('attacker')}`;
     const base = `${its.url}/api/orgs/${ORG}/incidents`;
     const created = await fetch(base, {
       method: 'POST',

@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import { openPostgres } from '../../src/db/database.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
 import { PostgresEventStore } from '../../src/eventstore/postgres/index.ts';
-import { appendThroughput, throughput, type BenchRow } from '../lib.ts';
+import { appendThroughput, noteEvent, throughput, type BenchRow } from '../lib.ts';
 
 /** Appends/s of the PostgreSQL adapter at 1 and 16 writers, beside raw single-row INSERTs. */
 export async function eventStoreAppends(url: string, durationMs: number): Promise<BenchRow[]> {
@@ -13,14 +13,7 @@ export async function eventStoreAppends(url: string, durationMs: number): Promis
   await sql`create table if not exists bench_raw_events (id bigint generated always as identity primary key, stream_name text not null, event_id uuid not null, type text not null, data jsonb not null, metadata jsonb not null)`.execute(
     database.db,
   );
-  const data = { actionId: 'act_x', label: 'checked the dashboards', details: 'x'.repeat(120) };
-  const metadata = {
-    orgId: 'bench',
-    actor: { type: 'USER', ref: 'bench' },
-    occurredAt: new Date().toISOString(),
-    correlationId: 'bench',
-    schemaVersion: 1,
-  };
+  const { data, metadata } = noteEvent();
   const rows: BenchRow[] = [];
   try {
     for (const writers of [1, 16]) {

@@ -14,17 +14,10 @@ import {
   type EventStoreDbTestServer,
 } from '../../test/support/eventstoredb-server/index.ts';
 import { sharedPb, streamsGrpc, streamsPb } from '../../test/support/eventstoredb-server/protocol.ts';
-import { appendThroughput, summarize, throughput, type BenchRow } from '../lib.ts';
+import { appendThroughput, noteEvent, summarize, throughput, type BenchRow } from '../lib.ts';
 
-const data = { actionId: 'act_x', label: 'checked the dashboards', details: 'x'.repeat(120) };
 // The same event appendThroughput (../lib.ts) appends, so the bare calls carry the same bytes.
-const metadata = {
-  orgId: 'bench',
-  actor: { type: 'USER', ref: 'bench' },
-  occurredAt: new Date().toISOString(),
-  correlationId: 'bench',
-  schemaVersion: 1,
-};
+const { data, metadata } = noteEvent();
 const PAGE = 50;
 const EVENTS_PER_ORG = 20;
 

@@ -1,14 +1,12 @@
 import autocannon from 'autocannon';
-import { signToken } from '../../src/http/tokens.ts';
 import pg from 'pg';
 import { scratchDatabase, type BenchRow } from '../lib.ts';
-import { startChild } from '../service.ts';
+import { BENCH_ORG, benchToken, startChild, startService } from '../service.ts';
 
 const CONNECTIONS = 50;
 /** Writes per second of the paced runs. */
 const PACE = 100;
-const SECRET = 'bench-secret-bench-secret-bench-secret';
-const ORG = 'bench';
+const ORG = BENCH_ORG;
 
 const createBody = JSON.stringify({
   projectId: 'payments',
@@ -158,23 +156,9 @@ export async function httpCommands(url: string, seconds: number, soakSeconds: nu
     await bare.stop();
   }
 
-  const its = await startChild(
-    ['bin/its.js', 'serve'],
-    {
-      DATABASE_URL: url,
-      JWT_SECRET: SECRET,
-      LOG_LEVEL: 'warn',
-      RATE_LIMIT_PER_MINUTE: '100000000',
-      NODE_ENV: 'production',
-    },
-    '/health/ready',
-  );
+  const its = await startService(url);
   try {
-    const token = signToken(
-      { sub: 'bench', orgs: { [ORG]: ['ORG_ADMIN'] }, exp: Math.floor(Date.now() / 1000) + 3600 },
-      'HS256',
-      SECRET,
-    );
+    const token = benchToken('bench');
     const headers = { 'content-type': 'application/json', authorization: `Bearer ${token}` };
     const base = `${its.url}/api/orgs/${ORG}/incidents`;
     const creates = await load({ url: base, method: 'POST', headers, body: createBody, duration: seconds });

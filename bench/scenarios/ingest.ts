@@ -1,14 +1,12 @@
 import autocannon from 'autocannon';
 import pg from 'pg';
-import { signToken } from '../../src/http/tokens.ts';
 import { summarize, type BenchRow } from '../lib.ts';
-import { startChild } from '../service.ts';
+import { BENCH_ORG, benchToken, startChild, startService } from '../service.ts';
 
 const CONNECTIONS = 50;
 const GROUPS = 200;
 const ALERTS_PER_NOTIFICATION = 10;
-const SECRET = 'bench-secret-bench-secret-bench-secret';
-const ORG = 'bench';
+const ORG = BENCH_ORG;
 const T0 = Date.UTC(2026, 10, 26, 10, 0, 0);
 
 /** An Alertmanager webhook body: `count` firing alerts of `group`, all started at `startsAt`. */
@@ -79,25 +77,11 @@ export async function ingestAlerts(url: string, seconds: number): Promise<BenchR
     await bare.stop();
   }
 
-  const its = await startChild(
-    ['bin/its.js', 'serve'],
-    {
-      DATABASE_URL: url,
-      JWT_SECRET: SECRET,
-      LOG_LEVEL: 'warn',
-      RATE_LIMIT_PER_MINUTE: '100000000',
-      NODE_ENV: 'production',
-    },
-    '/health/ready',
-  );
+  const its = await startService(url);
   const db = new pg.Client({ connectionString: url });
   await db.connect();
   try {
-    const token = signToken(
-      { sub: 'bench-alertmanager', orgs: { [ORG]: ['MEMBER'] }, exp: Math.floor(Date.now() / 1000) + 3600 },
-      'HS256',
-      SECRET,
-    );
+    const token = benchToken('bench-alertmanager', 'MEMBER');
     const headers = { 'content-type': 'application/json', authorization: `Bearer ${token}` };
     const endpoint = `${its.url}/api/orgs/${ORG}/alerts/alertmanager`;
     const eventCount = async () => Number((await db.query('select count(*) as n from its_events')).rows[0].n);

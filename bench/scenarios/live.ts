@@ -2,14 +2,12 @@ import http from 'node:http';
 import { sql } from 'kysely';
 import { openPostgres } from '../../src/db/database.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
-import { signToken } from '../../src/http/tokens.ts';
 import { responseTimes, type ResponseTimesQuery } from '../../src/readmodel/response-times.ts';
 import { ProjectionProgress } from '../../projections/progress.ts';
 import { summarize, type BenchRow } from '../lib.ts';
-import { startChild } from '../service.ts';
+import { BENCH_ORG, benchToken, startService } from '../service.ts';
 
-const SECRET = 'bench-secret-bench-secret-bench-secret';
-const ORG = 'bench';
+const ORG = BENCH_ORG;
 const STREAMS = 1_000;
 const INCIDENTS = 100;
 const RATE = 100;
@@ -57,25 +55,10 @@ export async function liveStreams(url: string, seconds: number): Promise<BenchRo
   await migrateToLatest(database.db);
   const progress = new ProjectionProgress(database);
   await progress.start();
-  const its = await startChild(
-    ['bin/its.js', 'serve'],
-    {
-      DATABASE_URL: url,
-      JWT_SECRET: SECRET,
-      LOG_LEVEL: 'warn',
-      RATE_LIMIT_PER_MINUTE: '100000000',
-      STREAM_MAX_PER_TOKEN: String(STREAMS),
-      NODE_ENV: 'production',
-    },
-    '/health/ready',
-  );
+  const its = await startService(url, { STREAM_MAX_PER_TOKEN: String(STREAMS) });
   const closers: (() => void)[] = [];
   try {
-    const token = signToken(
-      { sub: 'bench', orgs: { [ORG]: ['ORG_ADMIN'] }, exp: Math.floor(Date.now() / 1000) + 3600 },
-      'HS256',
-      SECRET,
-    );
+    const token = benchToken('bench');
     const headers = { 'content-type': 'application/json', authorization: `Bearer ${token}` };
     const base = `${its.url}/api/orgs/${ORG}/incidents`;
     const incidents: string[] = [];

@@ -15,8 +15,8 @@ import { migrateToLatest } from '../db/migrate.ts';
 import { heldBackEvents } from '../eventstore/postgres/held-back.ts';
 import { PostgresEventStore } from '../eventstore/postgres/index.ts';
 import type { EventStore } from '../eventstore/port.ts';
-import { ServiceMetrics } from '../http/metrics.ts';
 import { openWebhooks, type WebhookTuning, type Webhooks } from '../webhooks/index.ts';
+import { ServiceMetrics } from './metrics.ts';
 
 /** Everything a process of ITS runs on, wired once: the composition root. */
 export interface Runtime {

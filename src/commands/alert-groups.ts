@@ -17,12 +17,8 @@ import {
 } from '../domain/alert-group/index.ts';
 import { alertGroupStreamName, incidentStreamName, newIncidentId } from '../domain/streams.ts';
 import { WrongExpectedVersion, type EventStore } from '../eventstore/port.ts';
-import {
-  ConcurrencyRetriesExhausted,
-  conflictBackoff,
-  type CommandContext,
-  type IncidentCommands,
-} from './index.ts';
+import { conflictBackoff, sleep } from '../retry.ts';
+import { ConcurrencyRetriesExhausted, type CommandContext, type IncidentCommands } from './index.ts';
 
 /** What a notification did to its group's incident. */
 export interface IngestResult {
@@ -87,7 +83,7 @@ export class AlertGroupCommands {
         if (!(error instanceof WrongExpectedVersion)) throw error;
         if (attempt >= this.maxRetries)
           throw new ConcurrencyRetriesExhausted(`gave up on ${streamName} after ${attempt + 1} lost races`);
-        await conflictBackoff(attempt);
+        await sleep(conflictBackoff.delayMs(attempt));
         continue;
       }
       const event = events[0]!;

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { appendChained } from '../audit/append.ts';
 import { storedHash, type ChainHead } from '../audit/chain.ts';
 import type { Database } from '../db/database.ts';
@@ -11,13 +11,19 @@ import {
   evolve,
   initialState,
   parseEvent,
-  type IncidentCommand,
   type IncidentEvent,
   type IncidentState,
 } from '../domain/incident/index.ts';
-import { incidentStreamName, newIncidentId } from '../domain/streams.ts';
+import { incidentStreamName } from '../domain/streams.ts';
 import { WrongExpectedVersion, type EventStore, type EventToAppend } from '../eventstore/port.ts';
+import { conflictBackoff, sleep } from '../retry.ts';
+import { IdempotentRequests } from './idempotency.ts';
+import { planCommand, type CommandInput, type CommandResult, type Plan, type RunResult } from './plan.ts';
+import { IncidentSnapshots } from './snapshots.ts';
 import { StreamCache, type CachedStream } from './stream-cache.ts';
+
+export { IdempotencyKeyReused } from './idempotency.ts';
+export type { CommandInput, CommandResult, Plan } from './plan.ts';
 
 export type ActorType = 'USER' | 'SYSTEM' | 'INTEGRATION';
 
@@ -31,30 +37,6 @@ export interface CommandContext {
   requestFingerprint?: string;
   /** `If-Match`: the version(s) the caller saw; the write fails with VersionConflict at any other. */
   ifMatch?: number | readonly number[];
-}
-
-type Without<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
-
-/** A command as a client states it: the service adds the new ids (and the default signal time). */
-export type CommandInput =
-  | Without<
-      Exclude<IncidentCommand, { type: 'RecordAction' | 'IngestSignal' | 'RecordSloViolation' }>,
-      'incidentId'
-    >
-  | Omit<Extract<IncidentCommand, { type: 'RecordAction' }>, 'actionId'>
-  | (Omit<Extract<IncidentCommand, { type: 'IngestSignal' }>, 'signalId' | 'ts'> & { ts?: string })
-  | Omit<Extract<IncidentCommand, { type: 'RecordSloViolation' }>, 'violationId'>;
-
-export interface CommandResult {
-  incidentId: string;
-  /** The incident's version after the command (unchanged for a no-op). */
-  version: number;
-  /** Global position of the incident's last event. */
-  position: string;
-  /** Id of the item the command added: actionId, signalId or violationId. */
-  itemId?: string;
-  /** True when an idempotency key made this a replay of an earlier identical request. */
-  replayed: boolean;
 }
 
 export interface CommandMetrics {
@@ -77,26 +59,9 @@ export class VersionConflict extends Error {
 const matchesIfMatch = (ifMatch: number | readonly number[], version: number) =>
   typeof ifMatch === 'number' ? ifMatch === version : ifMatch.includes(version);
 
-/** The idempotency key was used before for a different request. */
-export class IdempotencyKeyReused extends Error {
-  override readonly name = 'IdempotencyKeyReused';
-  constructor(readonly key: string) {
-    super(`Idempotency-Key ${key} was already used for a different request`);
-  }
-}
-
 /** Every retry lost its race: the stream is too hot right now. */
 export class ConcurrencyRetriesExhausted extends Error {
   override readonly name = 'ConcurrencyRetriesExhausted';
-}
-
-/** Everything a command needs that is not pure: fixed once, so a retry of it appends the very same events. */
-export interface Plan {
-  incidentId: string;
-  command: IncidentCommand;
-  eventId: string;
-  occurredAt: string;
-  itemId?: string;
 }
 
 interface Loaded {
@@ -116,13 +81,6 @@ interface Loaded {
   source: 'read' | 'cached' | 'new';
 }
 
-/** How long a duplicate waits for the first request with its idempotency key to answer, polling this often. */
-const IN_FLIGHT_WAIT_MS = 5_000;
-const IN_FLIGHT_POLL_MS = 20;
-
-/** Bump when IncidentState changes shape: older snapshots are then ignored. */
-const SNAPSHOT_SCHEMA_VERSION = 1;
-
 export interface IncidentCommandsOptions {
   store: EventStore;
   database: Database;
@@ -138,19 +96,18 @@ export interface IncidentCommandsOptions {
 /** Load → decide → append, with retries on lost races, idempotency keys and snapshots. */
 export class IncidentCommands {
   private readonly store: EventStore;
-  private readonly database: Database;
+  private readonly snapshots: IncidentSnapshots;
+  private readonly idempotent: IdempotentRequests;
   private readonly metrics: CommandMetrics | undefined;
   private readonly snapshotEvery: number;
   private readonly maxRetries: number;
   private readonly clock: () => Date;
   private readonly cache: StreamCache;
-  /** Idempotent requests running in this process, by org and key; and keys whose last attempt here failed. */
-  private readonly inFlight = new Map<string, Promise<unknown>>();
-  private readonly abandoned = new Set<string>();
 
   constructor(options: IncidentCommandsOptions) {
     this.store = options.store;
-    this.database = options.database;
+    this.snapshots = new IncidentSnapshots(options.database);
+    this.idempotent = new IdempotentRequests(options.database);
     this.metrics = options.metrics;
     this.snapshotEvery = options.snapshotEvery ?? 100;
     this.maxRetries = options.maxRetries ?? 10;
@@ -160,9 +117,14 @@ export class IncidentCommands {
 
   async execute(ctx: CommandContext, incidentId: string | null, input: CommandInput): Promise<CommandResult> {
     try {
+      const plan = () => planCommand(incidentId, input, this.clock());
       const result = ctx.idempotencyKey
-        ? await this.executeOnce(ctx, ctx.idempotencyKey, () => this.plan(incidentId, input))
-        : await this.run(ctx, this.plan(incidentId, input));
+        ? await this.idempotent.once(
+            { orgId: ctx.orgId, key: ctx.idempotencyKey, fingerprint: ctx.requestFingerprint ?? '' },
+            plan,
+            (planned, stored) => this.run(ctx, planned, stored),
+          )
+        : await this.run(ctx, plan());
       this.metrics?.commandDone(input.type, result.replayed ? 'replayed' : result.outcome);
       return result;
     } catch (error) {
@@ -192,133 +154,12 @@ export class IncidentCommands {
     }
   }
 
-  private plan(incidentId: string | null, input: CommandInput): Plan {
-    const occurredAt = this.clock().toISOString();
-    const id = incidentId ?? newIncidentId();
-    const eventId = randomUUID();
-    switch (input.type) {
-      case 'RecordAction': {
-        const actionId = `act_${randomUUID()}`;
-        return { incidentId: id, eventId, occurredAt, itemId: actionId, command: { ...input, actionId } };
-      }
-      case 'IngestSignal': {
-        const signalId = `sig_${randomUUID()}`;
-        return {
-          incidentId: id,
-          eventId,
-          occurredAt,
-          itemId: signalId,
-          command: { ...input, signalId, ts: input.ts ?? occurredAt },
-        };
-      }
-      case 'RecordSloViolation': {
-        const violationId = `slo_${randomUUID()}`;
-        return {
-          incidentId: id,
-          eventId,
-          occurredAt,
-          itemId: violationId,
-          command: { ...input, violationId },
-        };
-      }
-      case 'CreateIncident':
-        return { incidentId: id, eventId, occurredAt, command: { ...input, incidentId: id } };
-      default:
-        return { incidentId: id, eventId, occurredAt, command: input };
-    }
-  }
-
-  /**
-   * With an idempotency key, the plan is stored before anything is appended. A repeat of the same
-   * request returns the stored result, or, if the first attempt died before finishing, runs the
-   * stored plan again: its events carry the same ids, so they land at most once.
-   */
-  private async executeOnce(
-    ctx: CommandContext,
-    key: string,
-    plan: () => Plan,
-  ): Promise<CommandResult & { outcome: 'ok' | 'noop' }> {
-    // Duplicates in this process run one after another: each later one finds the answer stored.
-    const id = `${ctx.orgId}\n${key}`;
-    const earlier = this.inFlight.get(id);
-    const attempt = (async () => {
-      await earlier?.catch(() => {});
-      try {
-        const result = await this.reserveAndRun(ctx, key, id, plan);
-        this.abandoned.delete(id);
-        return result;
-      } catch (error) {
-        this.abandoned.add(id);
-        if (this.abandoned.size > 10_000) this.abandoned.delete(this.abandoned.values().next().value!);
-        throw error;
-      }
-    })();
-    this.inFlight.set(id, attempt);
-    try {
-      return await attempt;
-    } finally {
-      if (this.inFlight.get(id) === attempt) this.inFlight.delete(id);
-    }
-  }
-
-  private async reserveAndRun(
-    ctx: CommandContext,
-    key: string,
-    id: string,
-    plan: () => Plan,
-  ): Promise<CommandResult & { outcome: 'ok' | 'noop' }> {
-    const fingerprint = ctx.requestFingerprint ?? '';
-    const candidate = plan();
-    const db = this.database.db;
-    const inserted = await db
-      .insertInto('idempotency_keys')
-      .values({ org_id: ctx.orgId, key, request_hash: fingerprint, reservation: JSON.stringify(candidate) })
-      .onConflict((conflict) => conflict.columns(['org_id', 'key']).doNothing())
-      .returning('key')
-      .executeTakeFirst();
-    let reserved = candidate;
-    if (!inserted) {
-      const readRow = () =>
-        db
-          .selectFrom('idempotency_keys')
-          .select(['request_hash', 'reservation', 'response'])
-          .where('org_id', '=', ctx.orgId)
-          .where('key', '=', key)
-          .executeTakeFirstOrThrow();
-      let row = await readRow();
-      if (row.request_hash !== fingerprint) throw new IdempotencyKeyReused(key);
-      // Another process may be landing it (duplicates in this one waited above): wait while its plan
-      // is fresh, unless this process saw that attempt fail. Only a dead attempt's plan runs again.
-      const planned = Date.parse((row.reservation as Plan).occurredAt);
-      while (!row.response && !this.abandoned.has(id) && Date.now() < planned + IN_FLIGHT_WAIT_MS) {
-        await new Promise((resolve) => setTimeout(resolve, IN_FLIGHT_POLL_MS));
-        row = await readRow();
-      }
-      if (row.response) return { ...(row.response as CommandResult), replayed: true, outcome: 'ok' };
-      reserved = row.reservation as Plan;
-    }
-    // A stored plan may have landed already: only a read of the stream can tell.
-    const result = await this.run(ctx, reserved, reserved !== candidate);
-    const stored: CommandResult = { ...withoutOutcome(result), replayed: false };
-    await db
-      .updateTable('idempotency_keys')
-      .set({ response: JSON.stringify(stored) })
-      .where('org_id', '=', ctx.orgId)
-      .where('key', '=', key)
-      .execute();
-    return result;
-  }
-
   /**
    * Load → decide → append, again on a lost race. A create assumes its new stream does not exist and
    * other writes start from this process's cached view: the append's expected version checks either
    * guess, and any answer other than an append (a no-op, a refusal) is decided again on a fresh read.
    */
-  private async run(
-    ctx: CommandContext,
-    plan: Plan,
-    mustRead = false,
-  ): Promise<CommandResult & { outcome: 'ok' | 'noop' }> {
+  private async run(ctx: CommandContext, plan: Plan, mustRead = false): Promise<RunResult> {
     const streamName = incidentStreamName(ctx.orgId, plan.incidentId);
     let fresh = mustRead;
     for (let attempt = 0; ; attempt++) {
@@ -377,7 +218,7 @@ export class IncidentCommands {
         if (attempt >= this.maxRetries)
           throw new ConcurrencyRetriesExhausted(`gave up on ${streamName} after ${attempt + 1} lost races`);
         this.metrics?.retry();
-        await conflictBackoff(attempt);
+        await sleep(conflictBackoff.delayMs(attempt));
       }
     }
   }
@@ -430,14 +271,9 @@ export class IncidentCommands {
 
   /** Folds the incident from its latest snapshot and the events after it. */
   async load(streamName: string): Promise<Loaded> {
-    const snapshot = await this.database.db
-      .selectFrom('incident_snapshots')
-      .select(['version', 'position', 'state'])
-      .where('stream_name', '=', streamName)
-      .where('schema_version', '=', SNAPSHOT_SCHEMA_VERSION)
-      .executeTakeFirst();
-    let state = snapshot ? (snapshot.state as IncidentState) : initialState;
-    const snapshotVersion = snapshot ? Number(snapshot.version) : -1;
+    const snapshot = await this.snapshots.latest(streamName);
+    let state: IncidentState = snapshot?.state ?? initialState;
+    const snapshotVersion = snapshot?.version ?? -1;
     let version = snapshotVersion;
     let position = snapshot?.position ?? null;
     let last: Loaded['last'];
@@ -467,8 +303,9 @@ export class IncidentCommands {
   ): Promise<void> {
     const state = events.reduce(evolve, loaded.state);
     let snapshotVersion = loaded.snapshotVersion;
-    if (appended.version - snapshotVersion >= this.snapshotEvery) {
-      if (await this.snapshot(streamName, state, appended)) snapshotVersion = appended.version;
+    if (state && appended.version - snapshotVersion >= this.snapshotEvery) {
+      const { version, position } = appended;
+      if (await this.snapshots.save({ streamName, state, version, position })) snapshotVersion = version;
     }
     this.cache.set(streamName, {
       state,
@@ -482,45 +319,11 @@ export class IncidentCommands {
       },
     });
   }
-
-  private async snapshot(
-    streamName: string,
-    state: IncidentState,
-    appended: { version: number; position: string },
-  ): Promise<boolean> {
-    const row = {
-      stream_name: streamName,
-      version: appended.version,
-      position: appended.position,
-      schema_version: SNAPSHOT_SCHEMA_VERSION,
-      state: JSON.stringify(state),
-    };
-    // A snapshot is only a cache: failing to write one must not fail the command that already landed.
-    return this.database.db
-      .insertInto('incident_snapshots')
-      .values(row)
-      .onConflict((conflict) => conflict.column('stream_name').doUpdateSet(row))
-      .execute()
-      .then(
-        () => true,
-        () => false,
-      );
-  }
 }
 
 /** What the next events chain onto: the stream's last event as this decision saw it (src/audit). */
 function chainHead(loaded: Loaded): ChainHead {
   return { version: loaded.version, hash: loaded.last ? storedHash(loaded.last) : null };
-}
-
-/** The wait after a lost race: jittered, so racing writers do not collide again in lockstep. */
-export function conflictBackoff(attempt: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(100, 5 * 2 ** attempt)));
-}
-
-function withoutOutcome(result: CommandResult & { outcome?: string }): CommandResult {
-  const { outcome: _outcome, ...rest } = result;
-  return rest;
 }
 
 /** Stable ids for the 2nd, 3rd… event of one command, derived from its first. */

@@ -27,7 +27,7 @@ import { incidentRoutes } from './routes/incidents.ts';
 import { liveRoutes } from './routes/live.ts';
 import { operationsRoutes } from './routes/operations.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
-import { findUnstorable, scanJsonText } from './unstorable.ts';
+import { VALUES_MESSAGE, findUnstorable, scanJsonText } from './unstorable.ts';
 import { timelineRoutes } from './routes/timeline.ts';
 import { webRoutes } from './routes/web.ts';
 
@@ -103,8 +103,13 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
   app.removeContentTypeParser(['text/plain', 'application/json']);
   const parseJson = app.getDefaultJsonParser('error', 'error');
   // An empty body is no body (a DELETE sent with a JSON content type); the schema decides if one was needed.
-  const parseJsonOrNothing: typeof parseJson = (request, body, done) =>
-    body === '' ? done(null, undefined) : parseJson(request, body, refuseUnstorable(body, done));
+  const parseJsonOrNothing: typeof parseJson = (request, body, done) => {
+    if (body === '') return done(null, undefined);
+    const problem = scanJsonText(body);
+    // Refused unparsed: building half a million tiny values would hold the event loop for every user.
+    if (problem === VALUES_MESSAGE) return done(unstorableBody('body', problem), undefined);
+    parseJson(request, body, problem === null ? done : nameUnstorable(problem, done));
+  };
   // `application/merge-patch+json` and other `+json` types are JSON too.
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonOrNothing);
   app.addContentTypeParser(/^application\/[\w.-]+\+json$/, { parseAs: 'string' }, parseJsonOrNothing);
@@ -127,7 +132,7 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
     if (closing || refusedEarly) reply.header('connection', 'close');
   });
   // Before the schemas run: a NUL or a lone surrogate would pass them and then fail in PostgreSQL.
-  // Bodies were checked on their raw text as they were parsed (refuseUnstorable).
+  // Bodies were checked on their raw text before they were parsed (parseJsonOrNothing).
   app.addHook('preValidation', async (request) => {
     for (const [part, value] of [
       ['params', request.params],
@@ -199,19 +204,19 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
 
 type ParserDone = (error: Error | null, body?: unknown) => void;
 
-/** Wraps a JSON parser's callback: a parsed body whose raw text PostgreSQL cannot store is a 400. */
-function refuseUnstorable(text: string, done: ParserDone): ParserDone {
+const unstorableBody = (path: string, message: string) =>
+  validationFailed('the request body cannot be stored as it is', [{ path, message }]);
+
+/**
+ * Wraps a JSON parser's callback for a body whose raw text has `problem` (PostgreSQL could not store
+ * it): once it parses, a 400 naming the field. Rare, and only for a body refused anyway: it is walked
+ * once to find the field.
+ */
+function nameUnstorable(problem: string, done: ParserDone): ParserDone {
   return (error, parsed) => {
-    const message = error ? null : scanJsonText(text);
-    if (message === null) return done(error, parsed);
-    // Rare, and only for a body already refused: walk it once to name the field.
+    if (error) return done(error, undefined);
     const found = findUnstorable(parsed);
-    done(
-      validationFailed('the request body cannot be stored as it is', [
-        { path: found?.path || 'body', message: found?.message ?? message },
-      ]),
-      undefined,
-    );
+    done(unstorableBody(found?.path || 'body', found?.message ?? problem), undefined);
   };
 }
 

@@ -1,6 +1,7 @@
 import type { FastifyDynamicSwaggerOptions } from '@fastify/swagger';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
 import { OPERATION_ROLES, type Operation } from './auth.ts';
+import { MAX_JSON_DEPTH, MAX_JSON_VALUES } from './unstorable.ts';
 
 /**
  * The OpenAPI document: one place derives what every route needs for tools to accept it (an
@@ -47,7 +48,9 @@ export const documentRoute: typeof jsonSchemaTransform = (document) => {
   schema.operationId ??= defaultOperationId(String(method), document.url);
   if (!operation) return transformed;
   const responses: Record<string, unknown> = { ...schema.response };
-  responses['400'] ??= problemResponse('VALIDATION_FAILED: the body, query or path fails its schema');
+  responses['400'] ??= problemResponse(
+    `VALIDATION_FAILED: the body, query or path fails its schema (a JSON body also holds at most ${MAX_JSON_VALUES.toLocaleString('en')} values and nests at most ${MAX_JSON_DEPTH} deep)`,
+  );
   responses['503'] ??= problemResponse(
     'UNAVAILABLE: the event store or database is unreachable or too busy (Retry-After)',
   );

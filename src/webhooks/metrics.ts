@@ -2,7 +2,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 export type DeliveryOutcome = 'succeeded' | 'retrying' | 'failed';
 
-/** The webhook figures, registered in the service's registry (src/http/metrics.ts serves it). */
+/** The webhook figures, registered in the service's registry (src/app/metrics.ts serves it). */
 export class WebhookMetrics {
   private readonly deliveries: Counter<'outcome'>;
   private readonly attemptSeconds: Histogram;

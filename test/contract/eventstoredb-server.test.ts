@@ -3,6 +3,7 @@
  * EventStoreDB does (the source lines are cited in test/support/eventstoredb-server/).
  */
 import { randomUUID } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
 import {
   ANY,
   BACKWARDS,
@@ -24,6 +25,7 @@ import {
   startEventStoreDbTestServer,
   type EventStoreDbTestServer,
 } from '../support/eventstoredb-server/index.ts';
+import { sharedPb, streamsGrpc, streamsPb } from '../support/eventstoredb-server/protocol.ts';
 
 const event = (data: Record<string, unknown> = {}, id = randomUUID()) =>
   jsonEvent({ id, type: 'TestEvent', data, metadata: { m: 1 } });
@@ -76,6 +78,66 @@ async function observe(
   return seen;
 }
 
+/**
+ * A `$all` read with a stream-prefix filter, on the wire (6.2.1's readAll sends no filter; its
+ * successor does): the streams of the events that came back, their positions, and any other message.
+ */
+function filteredRead(
+  port: number,
+  options: { prefix: string; count: number; from?: Position | 'end'; backwards?: boolean },
+): Promise<{ streams: string[]; positions: Position[]; others: string[] }> {
+  const all = new streamsPb.ReadReq.Options.AllOptions();
+  if (options.from === 'end') all.setEnd(new sharedPb.Empty());
+  else if (options.from) {
+    const position = new streamsPb.ReadReq.Options.Position();
+    position.setCommitPosition(options.from.commit.toString());
+    position.setPreparePosition(options.from.prepare.toString());
+    all.setPosition(position);
+  } else all.setStart(new sharedPb.Empty());
+  const expression = new streamsPb.ReadReq.Options.FilterOptions.Expression();
+  expression.setPrefixList([options.prefix]);
+  const filter = new streamsPb.ReadReq.Options.FilterOptions();
+  filter.setStreamIdentifier(expression);
+  filter.setMax(32);
+  filter.setCheckpointintervalmultiplier(1);
+  const uuid = new streamsPb.ReadReq.Options.UUIDOption();
+  uuid.setString(new sharedPb.Empty());
+  const readOptions = new streamsPb.ReadReq.Options();
+  readOptions.setAll(all);
+  readOptions.setCount(options.count.toString());
+  readOptions.setFilter(filter);
+  readOptions.setUuidOption(uuid);
+  readOptions.setReadDirection(
+    options.backwards
+      ? streamsPb.ReadReq.Options.ReadDirection.BACKWARDS
+      : streamsPb.ReadReq.Options.ReadDirection.FORWARDS,
+  );
+  const request = new streamsPb.ReadReq();
+  request.setOptions(readOptions);
+  const client = new streamsGrpc.StreamsClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  const seen = { streams: [] as string[], positions: [] as Position[], others: [] as string[] };
+  return new Promise((resolve, reject) => {
+    const call = client.read(request);
+    call.on('data', (answer: InstanceType<typeof streamsPb.ReadResp>) => {
+      const recorded = answer.getEvent()?.getEvent();
+      if (!recorded) return void seen.others.push(answer.hasCheckpoint() ? 'checkpoint' : 'other');
+      seen.streams.push(Buffer.from(recorded.getStreamIdentifier()!.getStreamName_asU8()).toString('utf8'));
+      seen.positions.push({
+        commit: BigInt(recorded.getCommitPosition()),
+        prepare: BigInt(recorded.getPreparePosition()),
+      });
+    });
+    call.on('error', (error) => {
+      client.close();
+      reject(error);
+    });
+    call.on('end', () => {
+      client.close();
+      resolve(seen);
+    });
+  });
+}
+
 describe('EventStoreDB test server, through the real client', () => {
   let server: EventStoreDbTestServer;
   let client: EventStoreDBClient;
@@ -84,13 +146,7 @@ describe('EventStoreDB test server, through the real client', () => {
     client = EventStoreDBClient.connectionString(server.url);
   });
   afterEach(() => {
-    Object.assign(server.faults, {
-      unavailable: false,
-      batchAppendNotReady: 0,
-      noCaughtUp: false,
-      maxCheckpointAtStart: false,
-      checkpointBeyondLive: null,
-    });
+    server.resetFaults();
   });
   afterAll(async () => {
     await client.dispose();
@@ -185,6 +241,29 @@ describe('EventStoreDB test server, through the real client', () => {
     expect(backwards[0]!.event!.id).toBe(mine[0]!.event!.id);
     const first = await collect(client.readAll({ fromPosition: START, direction: FORWARDS, maxCount: 1 }));
     expect(first[0]!.event!.streamId.startsWith('$')).toBe(true);
+  });
+
+  it('reads $all with a filter: only matching events, `count` of them, forwards inclusive, backwards exclusive, no checkpoints', async () => {
+    // Streams.Read.cs:147-196 routes a filtered Count read to Enumerator.ReadAll{Forwards,Backwards}Filtered,
+    // which count only the events that match and end the call at `count` or the end of the log
+    // (Enumerator.ReadAllForwardsFiltered.cs:117-130, Enumerator.ReadAllBackwardsFiltered.cs:115-127).
+    const prefix = `f${randomUUID().slice(0, 8)}-`;
+    for (let i = 0; i < 3; i++) {
+      await client.appendToStream(`${prefix}${i}`, [event({ i })]);
+      for (let j = 0; j < 40; j++) await client.appendToStream(`other-${randomUUID()}`, [event()]);
+    }
+    const read = (options: { count: number; from?: Position | 'end'; backwards?: boolean }) =>
+      filteredRead(server.port, { prefix, ...options });
+    const all = await read({ count: 10 });
+    expect(all).toMatchObject({ streams: [`${prefix}0`, `${prefix}1`, `${prefix}2`], others: [] });
+    const second = all.positions[1]!;
+    expect((await read({ count: 2 })).streams).toEqual([`${prefix}0`, `${prefix}1`]);
+    expect((await read({ count: 10, from: second })).streams).toEqual([`${prefix}1`, `${prefix}2`]);
+    expect(await read({ count: 10, from: second, backwards: true })).toMatchObject({
+      streams: [`${prefix}0`],
+      others: [],
+    });
+    expect((await read({ count: 1, from: 'end', backwards: true })).streams).toEqual([`${prefix}2`]);
   });
 
   it('refuses a position that is not an event’s as INVALID_ARGUMENT, which the client reports as UnknownError', async () => {

@@ -1,27 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freshOrg, startTestApp, type TestApp } from '../support/app.ts';
-import { expectProblem, validIncident } from './support.ts';
+import type { TestApp } from '../support/app.ts';
+import { expectProblem, startWithIncident } from './support.ts';
 
 describe('If-Match per RFC 9110', () => {
-  let t: TestApp;
-  let org: string;
-  let token: string;
-  let incident: string;
+  let t: TestApp, org: string, token: string, incident: string;
   beforeAll(async () => {
-    t = await startTestApp();
-    org = freshOrg();
-    token = t.token({ orgs: { [org]: ['ORG_ADMIN'] } });
-    const created = await t.request({
-      method: 'POST',
-      url: `/api/orgs/${org}/incidents`,
-      token,
-      payload: validIncident,
-    });
-    incident = created.json<{ incidentId: string }>().incidentId;
+    ({ t, org, token, incident } = await startWithIncident());
   });
-  afterAll(async () => {
-    await t?.cleanup();
-  });
+  afterAll(() => t?.cleanup());
 
   let title = 0;
   const patch = (ifMatch: string, id = incident) =>

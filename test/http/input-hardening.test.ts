@@ -1,26 +1,21 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freshOrg, startTestApp, type TestApp } from '../support/app.ts';
+import type { TestApp } from '../support/app.ts';
+import { startWithIncident } from './support.ts';
+
+const linksIncident = {
+  projectId: 'p',
+  title: 'links',
+  serviceName: 's',
+  severity: 'SEV3',
+  environment: 'prod',
+};
 
 describe('inputs that would be stored and later bite', () => {
-  let t: TestApp;
-  let org: string;
-  let incident: string;
-  let token: string;
+  let t: TestApp, org: string, token: string, incident: string;
   beforeAll(async () => {
-    t = await startTestApp();
-    org = freshOrg();
-    token = t.token({ orgs: { [org]: ['ORG_ADMIN'] } });
-    const created = await t.request({
-      method: 'POST',
-      url: `/api/orgs/${org}/incidents`,
-      token,
-      payload: { projectId: 'p', title: 'links', serviceName: 's', severity: 'SEV3', environment: 'prod' },
-    });
-    incident = created.json().incidentId;
+    ({ t, org, token, incident } = await startWithIncident(linksIncident));
   });
-  afterAll(async () => {
-    await t?.cleanup();
-  });
+  afterAll(() => t?.cleanup());
 
   it('refuses ticket links that are not http(s), so no javascript: URL is ever served back', async () => {
     for (const url of ['javascript:alert(1)', 'file:///etc/passwd', 'data:text/html,<script>1</script>']) {

@@ -1,5 +1,6 @@
 import type { LightMyRequestResponse } from 'fastify';
 import { expect } from 'vitest';
+import { freshOrg, startTestApp, type TestApp } from '../support/app.ts';
 
 /** Asserts an RFC 9457 problem with the given status and code; returns its body. */
 export function expectProblem(response: LightMyRequestResponse, status: number, code: string) {
@@ -33,3 +34,14 @@ export const validIncident = {
 };
 
 export const ISO_UTC = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+
+/** A test app, a fresh org with an ORG_ADMIN token, and one incident created in it from `payload`. */
+export async function startWithIncident(
+  payload: Record<string, unknown> = validIncident,
+): Promise<{ t: TestApp; org: string; token: string; incident: string }> {
+  const t = await startTestApp();
+  const org = freshOrg();
+  const token = t.token({ orgs: { [org]: ['ORG_ADMIN'] } });
+  const created = await t.request({ method: 'POST', url: `/api/orgs/${org}/incidents`, token, payload });
+  return { t, org, token, incident: created.json<{ incidentId: string }>().incidentId };
+}

@@ -1,39 +1,26 @@
 import { randomInt } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EventStore } from '../../src/eventstore/port.ts';
+import { expect, it } from 'vitest';
 import { PROJECTION_NAMES, rebuildProjection } from '../../projections/index.ts';
-import { openTestDatabase, serverUrl, type TestDatabase } from '../support/database.ts';
 import {
   appendLog,
   countEvents,
-  createAuditTable,
   dumpReadModels,
   generateLog,
   seededRandom,
   waitForCheckpoints,
 } from './fixtures.ts';
-import { eventsProcessed, expectEachEventAppliedOnce, killAllWorkers, spawnWorker } from './processes.ts';
+import {
+  ALL,
+  describeWorkerProcesses,
+  eventsProcessed,
+  expectEachEventAppliedOnce,
+  spawnWorker,
+} from './processes.ts';
 
-const ALL = [...PROJECTION_NAMES, 'audit'];
-if (!serverUrl)
-  console.warn(
-    'projection crash test: SKIPPED (DATABASE_URL is not set; PGlite cannot be shared between processes)',
-  );
-
-describe.skipIf(!serverUrl)('projection workers in separate processes, killed with SIGKILL', () => {
-  let test: TestDatabase;
-  let store: EventStore;
-  beforeAll(async () => {
-    test = await openTestDatabase({ kind: 'server' });
-    store = test.store;
-    await createAuditTable(test.database);
-  });
-  afterAll(async () => {
-    killAllWorkers();
-    await test?.cleanup();
-  });
-
+describeWorkerProcesses('projection workers in separate processes, killed with SIGKILL', (setup) => {
   it('restarted after kills at random instants, it applies every event once and its rows equal a clean rebuild', async () => {
+    const { test } = setup;
+    const store = test.store;
     const seed = randomInt(2 ** 31);
     const random = seededRandom(seed);
     const orgs = [`crash${seed}a`, `crash${seed}b`, `crash${seed}c`];
@@ -59,7 +46,7 @@ describe.skipIf(!serverUrl)('projection workers in separate processes, killed wi
         limit: 400,
       });
       const worker = spawnWorker(test.url!, 10 + random.int(60), test.eventStoreUrl);
-      await worker.waitForLine((line) => line.msg === 'leading projection' && line.projection === 'audit');
+      await worker.waitForLead('audit');
       if (ahead.length > 0)
         await waitForCheckpoints(test.database, ahead[random.int(ahead.length)]!.position, ['audit']);
       await new Promise((resolve) => setTimeout(resolve, random.int(40)));

@@ -1,10 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
 import type { Database } from '../../src/db/database.ts';
+import { PROJECTION_NAMES } from '../../projections/index.ts';
+import { openTestDatabase, serverUrl, type TestDatabase } from '../support/database.ts';
 import { eventStoreEnv } from '../support/eventstore.ts';
-import type { PlannedAppend } from './fixtures.ts';
+import { createAuditTable, type PlannedAppend } from './fixtures.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const script = fileURLToPath(new URL('./worker-process.ts', import.meta.url));
@@ -19,10 +21,45 @@ export interface WorkerProcess {
     match: (line: Record<string, unknown>) => boolean,
     timeoutMs?: number,
   ): Promise<Record<string, unknown>>;
+  /** Resolves once this process has taken the lead of `projection`. */
+  waitForLead(projection: string): Promise<Record<string, unknown>>;
   /** The projections this process has taken the lead of, in order. */
   led(): string[];
   exited: Promise<number | null>;
   kill(signal: NodeJS.Signals): Promise<number | null>;
+}
+
+/** The projections a worker process carries: the catalog's and the tests' audit projection. */
+export const ALL = [...PROJECTION_NAMES, 'audit'];
+
+/**
+ * A describe block of tests that run worker processes: they share a server database (PGlite cannot
+ * be shared between processes, so without DATABASE_URL they are skipped, saying so) with the audit
+ * table, and every worker still running is killed after them. `setup` is filled in before the tests run.
+ */
+export function describeWorkerProcesses(
+  title: string,
+  tests: (setup: { readonly test: TestDatabase }) => void,
+): void {
+  if (!serverUrl)
+    console.warn(`${title}: SKIPPED (DATABASE_URL is not set; PGlite cannot be shared between processes)`);
+  describe.skipIf(!serverUrl)(title, () => {
+    let test: TestDatabase | undefined;
+    beforeAll(async () => {
+      test = await openTestDatabase({ kind: 'server' });
+      await createAuditTable(test.database);
+    });
+    afterAll(async () => {
+      killAllWorkers();
+      await test?.cleanup();
+    });
+    tests({
+      get test() {
+        if (!test) throw new Error('the worker processes database is not open yet');
+        return test;
+      },
+    });
+  });
 }
 
 const running = new Set<ChildProcess>();
@@ -63,7 +100,7 @@ export function spawnWorker(url: string, batchSize: number, eventStoreUrl?: stri
   void exited.then(() => waiters.forEach((waiter) => waiter()));
   let done = false;
   void exited.then(() => (done = true));
-  return {
+  const worker: WorkerProcess = {
     child,
     pid: child.pid!,
     lines,
@@ -97,6 +134,8 @@ export function spawnWorker(url: string, batchSize: number, eventStoreUrl?: stri
         check();
       });
     },
+    waitForLead: (projection) =>
+      worker.waitForLine((line) => line.msg === 'leading projection' && line.projection === projection),
     led: () =>
       lines.filter((line) => line.msg === 'leading projection').map((line) => String(line.projection)),
     exited,
@@ -105,6 +144,7 @@ export function spawnWorker(url: string, batchSize: number, eventStoreUrl?: stri
       return exited;
     },
   };
+  return worker;
 }
 
 /** Each named projection's events_processed. */

@@ -1,31 +1,18 @@
 import { randomInt } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EventStore } from '../../src/eventstore/port.ts';
-import { PROJECTION_NAMES } from '../../projections/index.ts';
-import { openTestDatabase, serverUrl, type TestDatabase } from '../support/database.ts';
-import { appendLog, countEvents, createAuditTable, generateLog, waitForCheckpoints } from './fixtures.ts';
-import { eventsProcessed, expectEachEventAppliedOnce, killAllWorkers, spawnWorker } from './processes.ts';
+import { expect, it } from 'vitest';
+import { appendLog, countEvents, generateLog, waitForCheckpoints } from './fixtures.ts';
+import {
+  ALL,
+  describeWorkerProcesses,
+  eventsProcessed,
+  expectEachEventAppliedOnce,
+  spawnWorker,
+} from './processes.ts';
 
-const ALL = [...PROJECTION_NAMES, 'audit'];
-if (!serverUrl)
-  console.warn(
-    'projection takeover test: SKIPPED (DATABASE_URL is not set; PGlite cannot be shared between processes)',
-  );
-
-describe.skipIf(!serverUrl)('two projection worker processes', () => {
-  let test: TestDatabase;
-  let store: EventStore;
-  beforeAll(async () => {
-    test = await openTestDatabase({ kind: 'server' });
-    store = test.store;
-    await createAuditTable(test.database);
-  });
-  afterAll(async () => {
-    killAllWorkers();
-    await test?.cleanup();
-  });
-
+describeWorkerProcesses('two projection worker processes', (setup) => {
   it('of two workers started together, one leads each projection and the other takes over when it is killed', async () => {
+    const { test } = setup;
+    const store = test.store;
     const seed = randomInt(2 ** 31);
     const log = generateLog({ seed, orgs: [`pair${seed}`], incidents: 50, events: 1200 });
     const processedBefore = await eventsProcessed(test.database, ALL);
@@ -39,13 +26,7 @@ describe.skipIf(!serverUrl)('two projection worker processes', () => {
     const second = spawnWorker(test.url!, 10, test.eventStoreUrl);
     try {
       await Promise.all(
-        ALL.map((name) =>
-          Promise.any(
-            [first, second].map((worker) =>
-              worker.waitForLine((line) => line.msg === 'leading projection' && line.projection === name),
-            ),
-          ),
-        ),
+        ALL.map((name) => Promise.any([first, second].map((worker) => worker.waitForLead(name)))),
       );
       // Exactly one leader per projection, however they split between the two.
       expect([...first.led(), ...second.led()].sort()).toEqual([...ALL].sort());
@@ -65,11 +46,7 @@ describe.skipIf(!serverUrl)('two projection worker processes', () => {
         'the victim was still projecting when killed',
       ).toBeLessThan(countEvents(log));
 
-      await Promise.all(
-        taken.map((name) =>
-          survivor.waitForLine((line) => line.msg === 'leading projection' && line.projection === name),
-        ),
-      );
+      await Promise.all(taken.map((name) => survivor.waitForLead(name)));
       await waitForCheckpoints(test.database, head, ALL, 45_000);
       expect(survivor.led().sort()).toEqual([...ALL].sort());
       await expectEachEventAppliedOnce(test.database, log, ALL, processedBefore);

@@ -42,6 +42,7 @@ import {
   type RecordedEvent,
   type SubscribeOptions,
 } from '../port.ts';
+import { linkSignals, sleep } from '../../retry.ts';
 import { createClient } from './connect.ts';
 import {
   isPermanentError,
@@ -545,37 +546,4 @@ async function drain(read: AsyncIterable<unknown>): Promise<void> {
 /** Cancels the gRPC call behind a read; leaving the loop early only stops the local stream. */
 function stopReading(read: StreamingRead<unknown>): void {
   read.cancel().catch(() => {});
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted || ms <= 0) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
-
-/** A signal that aborts when either input does (AbortSignal.any needs Node 20.3). */
-function linkSignals(
-  first: AbortSignal,
-  second: AbortSignal | undefined,
-): { signal: AbortSignal; release(): void } {
-  const controller = new AbortController();
-  const abort = () => controller.abort();
-  for (const signal of [first, second]) {
-    if (signal?.aborted) controller.abort();
-    signal?.addEventListener('abort', abort, { once: true });
-  }
-  return {
-    signal: controller.signal,
-    release() {
-      first.removeEventListener('abort', abort);
-      second?.removeEventListener('abort', abort);
-    },
-  };
 }

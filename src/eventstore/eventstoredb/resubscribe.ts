@@ -2,10 +2,11 @@
  * The parts of a self-healing `$all` subscription that need no server: where to resume, how long
  * to wait before trying again, and when a silent subscription counts as dead.
  */
+import { resubscribeBackoff } from '../../retry.ts';
 import { comparePositions, parsePosition } from '../port.ts';
 
-export const FIRST_RETRY_MS = 100;
-export const MAX_RETRY_MS = 5_000;
+export const FIRST_RETRY_MS = resubscribeBackoff.firstMs;
+export const MAX_RETRY_MS = resubscribeBackoff.maxMs;
 export const DEFAULT_LIVENESS_MS = 60_000;
 
 /** Checkpoint parts at or above this are server bugs (KDB-710 sends 2^64-1): no real log is that long. */
@@ -63,13 +64,11 @@ export class ResumeCursor {
 }
 
 /**
- * Delay before resubscription number `failures` (0 for the first after a healthy run): the ceiling
- * doubles from 100 ms to 5 s, and the delay is drawn from the upper half of it so that many
- * subscribers dropped at once do not come back in step.
+ * Delay before resubscription number `failures` (0 for the first after a healthy run), in whole
+ * milliseconds: `resubscribeBackoff`, from 100 ms to 5 s, drawn from the upper half of the ceiling.
  */
 export function resubscribeDelay(failures: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** Math.max(0, failures));
-  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+  return Math.round(resubscribeBackoff.delayMs(failures, random));
 }
 
 /**

@@ -1,6 +1,7 @@
 import { sql, type Kysely, type SelectQueryBuilder } from 'kysely';
 import type { Schema } from '../../db/schema.ts';
 import { isDatabaseUnavailable, type Database } from '../../db/database.ts';
+import { sleep } from '../../retry.ts';
 import {
   EventStoreUnavailable,
   WrongExpectedVersion,
@@ -335,18 +336,4 @@ export class PostgresEventStore implements EventStore {
       throw error;
     }
   }
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-      { once: true },
-    );
-  });
 }

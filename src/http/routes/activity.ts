@@ -5,13 +5,13 @@ import {
   IngestSignalBody,
   RecordActionBody,
   RecordSloViolationBody,
+  TAGS,
   WriteHeaders,
-  WriteResult,
+  written,
 } from '../schemas.ts';
 import { executeWrite } from '../writes.ts';
 
-const written = { 200: WriteResult, 201: WriteResult, 202: WriteResult };
-const tags = ['activity'];
+const tags = TAGS.activity;
 
 /** What happens around an incident: actions taken, signals seen, SLOs breached. Each answers with the new item's id. */
 export const activityRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (app, { runtime }) => {

@@ -3,10 +3,10 @@ import { z } from 'zod';
 import { PROJECTION_NAMES, projectionStatus, requestRebuild } from '../../../projections/index.ts';
 import type { Runtime } from '../../app/runtime.ts';
 import { notFound } from '../errors.ts';
+import { NullableTimestamp, TAGS } from '../schemas.ts';
 
-const tags = ['admin'];
+const tags = TAGS.admin;
 
-const Timestamp = z.iso.datetime().nullable();
 const ProjectionState = z
   .object({
     name: z.string(),
@@ -17,10 +17,10 @@ const ProjectionState = z
     lastError: z.string().nullable(),
     errorPosition: z.string().nullable(),
     eventsProcessed: z.number().int(),
-    rebuildRequestedAt: Timestamp,
+    rebuildRequestedAt: NullableTimestamp,
     rebuildDone: z.number().int(),
     rebuildTotal: z.number().int(),
-    rebuiltAt: Timestamp,
+    rebuiltAt: NullableTimestamp,
   })
   .meta({ id: 'ProjectionState' });
 

@@ -10,9 +10,9 @@ import { AlertmanagerNotification, GrafanaNotification, mapAlertmanager } from '
 import { EventsV2Body, mapEventsV2 } from '../../ingest/events-v2.ts';
 import type { IngestDefaults } from '../../ingest/mapping.ts';
 import { HttpProblem } from '../errors.ts';
-import { CreateHeaders, OrgParams } from '../schemas.ts';
+import { CreateHeaders, OrgParams, TAGS } from '../schemas.ts';
 
-const tags = ['alerts'];
+const tags = TAGS.alerts;
 
 const name = (max: number) => z.string().trim().min(1).max(max);
 const flag = z.enum(['true', 'false']).transform((value) => value === 'true');

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { Runtime } from '../../app/runtime.ts';
 import { verifyIncident } from '../../audit/verify.ts';
 import { notFound } from '../errors.ts';
-import { IncidentParams } from '../schemas.ts';
+import { IncidentParams, TAGS } from '../schemas.ts';
 
 const Hash = z.string().regex(/^[0-9a-f]{64}$/);
 
@@ -35,7 +35,7 @@ export const auditRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (a
     {
       config: { operation: 'readEvents' },
       schema: {
-        tags: ['events'],
+        tags: TAGS.events,
         summary: "Verify an incident's hash chain",
         description:
           'Recomputes every hash of the stream (AUDIT.md). `valid` is false when a hash does not match, a version is missing, or the stream ends before the version the read model recorded (a deleted tail). Waits up to CONSISTENCY_TIMEOUT_MS for the read models to reach the stream before comparing.',

@@ -10,9 +10,10 @@ import {
   OrgParams,
   StreamEvents,
   StreamEventsQuery,
+  TAGS,
 } from '../schemas.ts';
 
-const tags = ['events'];
+const tags = TAGS.events;
 
 /** With a type filter, read the org's log in batches of this size… */
 const FILTER_BATCH = 500;

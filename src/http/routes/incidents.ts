@@ -17,9 +17,10 @@ import {
   ListIncidentsQuery,
   OrgParams,
   Tag,
+  TAGS,
   UpdateIncidentBody,
   WriteHeaders,
-  WriteResult,
+  written,
 } from '../schemas.ts';
 import { executeWrite } from '../writes.ts';
 
@@ -35,8 +36,7 @@ const CursorPayload = z.object({
   }),
 });
 
-const written = { 200: WriteResult, 201: WriteResult, 202: WriteResult };
-const tags = ['incidents'];
+const tags = TAGS.incidents;
 
 /** The incident itself: list, details, create, and the changes to its own fields. */
 export const incidentRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (app, { runtime }) => {

@@ -6,11 +6,12 @@ import type { Runtime } from '../../app/runtime.ts';
 import { pingDatabase } from '../../db/database.ts';
 import { heldBackEvents } from '../../eventstore/postgres/held-back.ts';
 import { RETRY_AFTER_SECONDS, unauthenticated } from '../errors.ts';
+import { TAGS } from '../schemas.ts';
 
 /** A readiness probe answers quickly, whatever hangs behind it. */
 const CHECK_TIMEOUT_MS = 2_000;
 
-const tags = ['operations'];
+const tags = TAGS.operations;
 
 const Dependency = z.object({ status: z.enum(['up', 'down']), error: z.string().optional() });
 const Readiness = z

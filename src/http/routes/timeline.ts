@@ -11,6 +11,7 @@ import {
   OrgParams,
   ResponseTimes,
   ResponseTimesQuery,
+  TAGS,
   Timeline,
   TimelineQuery,
 } from '../schemas.ts';
@@ -37,7 +38,7 @@ export const timelineRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
     {
       config: { operation: 'readIncidents' },
       schema: {
-        tags: ['incidents'],
+        tags: TAGS.incidents,
         summary: 'Actions, signals and SLO violations in one list, oldest first (by ts, then version)',
         params: IncidentParams,
         querystring: TimelineQuery,
@@ -73,7 +74,7 @@ export const timelineRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
     {
       config: { operation: 'readIncidents' },
       schema: {
-        tags: ['stats'],
+        tags: TAGS.stats,
         summary: 'Time to acknowledge and to resolve (seconds) of the incidents created in [from, to)',
         description:
           'Without groupBy, one group keyed `all`. Cancelled incidents count in `cancelled` only. Percentiles are continuous (interpolated).',

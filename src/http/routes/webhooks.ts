@@ -5,9 +5,9 @@ import { EVENT_TYPES } from '../../domain/incident/events.ts';
 import { isPosition } from '../../eventstore/port.ts';
 import { decodeCursor, encodeCursor } from '../../readmodel/cursor.ts';
 import { notFound, validationFailed } from '../errors.ts';
-import { OrgId } from '../schemas.ts';
+import { OrgId, TAGS } from '../schemas.ts';
 
-const tags = ['webhooks'];
+const tags = TAGS.webhooks;
 
 const WebhookId = z
   .string()

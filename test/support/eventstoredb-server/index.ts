@@ -78,6 +78,8 @@ export interface EventStoreDbTestServer {
   followerCatchUp(): void;
   /** Ends every open subscription with this status, as a node that drops its subscribers. */
   dropSubscriptions(code?: grpc.status): void;
+  /** Turns every fault off again, as on a fresh server (for an afterEach). */
+  resetFaults(): void;
   close(): Promise<void>;
 }
 
@@ -102,14 +104,15 @@ export async function startEventStoreDbTestServer(
   options: TestServerOptions = {},
 ): Promise<EventStoreDbTestServer> {
   const log = new EventLog();
-  const faults: Faults = {
+  const noFaults = (): Faults => ({
     unavailable: false,
     batchAppendNotReady: 0,
     featuresFailures: { count: 0, code: grpc.status.INTERNAL },
     noCaughtUp: false,
     maxCheckpointAtStart: false,
     checkpointBeyondLive: null,
-  };
+  });
+  const faults = noFaults();
   const calls: CallRecord[] = [];
   const counters = { eventsSent: 0 };
   const sendEvent = (
@@ -389,6 +392,8 @@ export async function startEventStoreDbTestServer(
         sent++;
       }
     }
+    // The end of the log (or of `count`) ends the call at once, whatever the client has not read yet
+    // (src/EventStore.Core/Services/Transport/Enumerators/Enumerator.ReadAllForwards.cs:101-113).
     call.end();
   }
 
@@ -491,6 +496,7 @@ export async function startEventStoreDbTestServer(
     log,
     faults,
     calls,
+    resetFaults: () => Object.assign(faults, noFaults()),
     get openSubscriptions() {
       return subscriptions.size;
     },
