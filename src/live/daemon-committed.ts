@@ -3,9 +3,9 @@ import type { CommittedBatch, ProjectionWorkers } from '../../projections/index.
 import type { ProjectionProgress } from '../../projections/progress.ts';
 import { INCIDENT_STREAM_PREFIX } from '../../projections/projector.ts';
 import { comparePositions, type EventStore, type RecordedEvent } from '../eventstore/port.ts';
+import { liveFeedBackoff, sleep } from '../retry.ts';
 import type { CommittedEvents } from './committed.ts';
 
-const RETRY_MS = { first: 200, max: 5_000 };
 /** Events read per store page where the daemon's batches do not reach. */
 const STORE_PAGE = 500;
 /** Events of the daemon's batches held while other processes' projections catch up; past that the oldest are read again from the store. */
@@ -101,7 +101,7 @@ export class DaemonCommittedEvents implements CommittedEvents {
    * the batch (up to BATCH_GRACE_MS) instead of reading the store.
    */
   private async pump(): Promise<void> {
-    let delay = RETRY_MS.first;
+    let failures = 0;
     while (!this.abort.signal.aborted) {
       const target = this.progress.lowest();
       if (target === null || comparePositions(target, this.position) <= 0) {
@@ -110,12 +110,11 @@ export class DaemonCommittedEvents implements CommittedEvents {
       }
       try {
         await this.handOutTo(target);
-        delay = RETRY_MS.first;
+        failures = 0;
       } catch (error) {
         if (this.abort.signal.aborted) return;
         this.logger?.warn({ err: error }, 'live feed: cannot read the store; retrying');
-        await new Promise((resolve) => setTimeout(resolve, delay));
-        delay = Math.min(delay * 2, RETRY_MS.max);
+        await sleep(liveFeedBackoff.delayMs(failures++), this.abort.signal);
       }
     }
   }
