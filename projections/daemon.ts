@@ -26,6 +26,8 @@ export interface DaemonOptions {
 
 /** A batch the daemon committed: its events are in the read models of `projections`. */
 export interface CommittedBatch {
+  /** `events` are every incident event after this position (null: the log's start) up to `position`. */
+  readonly after: string | null;
   /** The position of the batch's last event: every named projection's checkpoint is there now. */
   readonly position: string;
   /** Events committed for the first time by this daemon, in log order (never one twice). */
@@ -311,20 +313,31 @@ export class ProjectionDaemon implements LaneHost {
       committed.push(lane.name);
       announce(this.database, PROGRESS_CHANNEL, `${lane.name} ${to}`);
     }
-    if (committed.length > 0) this.emit(shares, to, committed);
+    if (committed.length > 0) this.emit(shares, moves, to, committed);
   }
 
-  private emit(shares: readonly Share[], to: string, projections: readonly string[]): void {
+  private emit(
+    shares: readonly Share[],
+    moves: readonly { from: string | null }[],
+    to: string,
+    projections: readonly string[],
+  ): void {
     if (this.listeners.size === 0 || comparePositions(to, this.emittedTo) <= 0) {
       if (comparePositions(to, this.emittedTo) > 0) this.emittedTo = to;
       return;
     }
     const widest = shares.reduce((wide, share) => (share.events.length > wide.events.length ? share : wide));
+    // The widest share holds every event after the lowest checkpoint the batch started from.
+    const from = moves.reduce<string | null>(
+      (low, move) => (comparePositions(move.from, low) < 0 ? move.from : low),
+      moves[0]!.from,
+    );
+    const after = comparePositions(from, this.emittedTo) > 0 ? from : this.emittedTo;
     const events = widest.events
       .map((event) => event.recorded)
-      .filter((event) => comparePositions(event.position, this.emittedTo) > 0);
+      .filter((event) => comparePositions(event.position, after) > 0);
     this.emittedTo = to;
-    const batch: CommittedBatch = { position: to, events, projections };
+    const batch: CommittedBatch = { after, position: to, events, projections };
     for (const listener of this.listeners) {
       try {
         listener(batch);

@@ -12,6 +12,7 @@ export class ProjectionProgress {
   private readonly positions = new Map<string, string>();
   /** Each pending wait: checks its position, or settles it. */
   private readonly waiters = new Map<() => void, (reached: boolean) => void>();
+  private readonly advanced = new Set<() => void>();
   private starting: Promise<void> | null = null;
   private unlisten: (() => Promise<void>) | null = null;
 
@@ -54,6 +55,24 @@ export class ProjectionProgress {
     if (comparePositions(position, this.positions.get(name) ?? null) <= 0) return;
     this.positions.set(name, position);
     for (const check of [...this.waiters.keys()]) check();
+    for (const listener of [...this.advanced]) listener();
+  }
+
+  /** Calls `listener` (synchronously, so it should only take note) whenever a checkpoint moves; returns the unsubscribe. */
+  onAdvance(listener: () => void): () => void {
+    this.advanced.add(listener);
+    return () => this.advanced.delete(listener);
+  }
+
+  /** The lowest checkpoint: every projection includes every event up to it; null while one has none known. */
+  lowest(): string | null {
+    let low: string | null = null;
+    for (const name of this.names) {
+      const position = this.positions.get(name);
+      if (position === undefined) return null;
+      if (low === null || comparePositions(position, low) < 0) low = position;
+    }
+    return low;
   }
 
   /** True when every projection's checkpoint is at or past `position`. */

@@ -7,6 +7,8 @@ import { serveRebuildRequest } from './rebuild-requests.ts';
 export interface ProjectionWorkers {
   /** Hears every batch the daemon commits (see `ProjectionDaemon.onCommitted`); returns the unsubscribe. */
   onCommitted(listener: CommittedListener): () => void;
+  /** The projections this process leads now. */
+  leading(): string[];
   /** Stops the daemon at a checkpoint (a batch being committed finishes first) and lets go of the leads. */
   stop(): Promise<void>;
 }
@@ -46,6 +48,7 @@ export function startProjectionDaemon(options: WorkersOptions): ProjectionWorker
   );
   return {
     onCommitted: (listener) => daemon.onCommitted(listener),
+    leading: () => [...names].filter((name) => daemon.lane(name)?.active === true),
     async stop() {
       controller.abort();
       await daemon.stop();

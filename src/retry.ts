@@ -1,7 +1,8 @@
 /**
  * Waiting and trying again: the one `sleep`, the one way to join two stop signals, and the named
  * backoff policies of everything that retries (lost append races, the projection daemon's
- * subscription, the EventStoreDB resubscription), so their timings can be read side by side.
+ * subscription, the EventStoreDB resubscription, the live feed), so their timings can be read side
+ * by side.
  */
 
 /** Resolves after `ms`, or at once when `signal` aborts (or has already). */
@@ -72,3 +73,6 @@ export const subscriptionBackoff = exponentialBackoff({ firstMs: 250, maxMs: 5_0
  * subscribers dropped at once do not come back in step.
  */
 export const resubscribeBackoff = exponentialBackoff({ firstMs: 100, maxMs: 5_000, jitter: 0.5 });
+
+/** The live streams' feed of committed events (src/live/), resumed after its subscription or a store read fails. */
+export const liveFeedBackoff = exponentialBackoff({ firstMs: 200, maxMs: 5_000, jitter: 0 });

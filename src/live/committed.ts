@@ -2,11 +2,13 @@ import type { Logger } from 'pino';
 import type { ProjectionProgress } from '../../projections/progress.ts';
 import { INCIDENT_STREAM_PREFIX } from '../../projections/projector.ts';
 import type { EventStore, RecordedEvent } from '../eventstore/port.ts';
+import { liveFeedBackoff, sleep } from '../retry.ts';
 
 /**
  * Where live streams learn of new events: batches, in log order, that every read model already
- * includes. The one place to switch the source: the projection daemon's own `onCommitted` can
- * replace `StoreCommittedEvents` without the fan-out noticing.
+ * includes. A process that runs the projection daemon feeds them from its commits
+ * (`DaemonCommittedEvents`); one without workers (`--role api`) from a store subscription of its own
+ * (`StoreCommittedEvents`). The fan-out does not tell them apart.
  */
 export interface CommittedEvents {
   /** Position of the newest event handed to listeners (every one up to it is projected); null before any. */
@@ -17,11 +19,10 @@ export interface CommittedEvents {
   stop(): Promise<void>;
 }
 
-const RETRY_MS = { first: 200, max: 5_000 };
 /** How long one wait for the read models lasts before it is renewed (the stream just waits longer). */
 const VISIBILITY_WAIT_MS = 60_000;
 
-/** One store subscription per process, each event held back until the projections have committed it. */
+/** One store subscription per process without workers, each event held back until the projections have committed it. */
 export class StoreCommittedEvents implements CommittedEvents {
   position: string | null = null;
   private readonly listeners = new Set<(events: readonly RecordedEvent[]) => void>();
@@ -32,7 +33,7 @@ export class StoreCommittedEvents implements CommittedEvents {
   constructor(
     private readonly store: EventStore,
     private readonly progress: ProjectionProgress,
-    private readonly logger?: Logger,
+    private readonly logger?: Pick<Logger, 'warn'>,
   ) {}
 
   start(): Promise<void> {
@@ -66,7 +67,7 @@ export class StoreCommittedEvents implements CommittedEvents {
   /** The subscription, resumed from the last position handed out whenever it drops. */
   private async follow(): Promise<void> {
     const { signal } = this.abort;
-    let delay = RETRY_MS.first;
+    let failures = 0;
     while (!signal.aborted) {
       try {
         for await (const event of this.store.subscribe({
@@ -76,15 +77,14 @@ export class StoreCommittedEvents implements CommittedEvents {
         })) {
           if (!(await this.visible(event.position))) return;
           this.position = event.position;
-          delay = RETRY_MS.first;
+          failures = 0;
           const batch = [event];
           for (const listener of [...this.listeners]) listener(batch);
         }
       } catch (error) {
         if (signal.aborted) return;
         this.logger?.warn({ err: error }, 'live feed: the store subscription dropped; resuming');
-        await new Promise((resolve) => setTimeout(resolve, delay));
-        delay = Math.min(delay * 2, RETRY_MS.max);
+        await sleep(liveFeedBackoff.delayMs(failures++), signal);
       }
     }
   }

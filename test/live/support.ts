@@ -1,5 +1,7 @@
 import { EventSource } from 'eventsource';
+import { INCIDENT_STREAM_PREFIX } from '../../projections/projector.ts';
 import { EVENT_TYPES } from '../../src/domain/incident/index.ts';
+import type { EventStore, ReadAllOptions, SubscribeOptions } from '../../src/eventstore/port.ts';
 
 /** One message as a client received it. */
 export interface Received {
@@ -68,4 +70,30 @@ export function openLive(url: string, token: string, options: { lastEventId?: st
     opened: (times, timeoutMs) => until(() => opens >= times, `${times} connections`, timeoutMs),
     close: () => source.close(),
   };
+}
+
+/** What a live feed asks of the store: the subscriptions it opens, and its reads of the whole incident log. */
+export interface StoreUse {
+  subscriptions: (string | undefined)[];
+  logReads: ReadAllOptions[];
+}
+
+/** The real store (methods bound to it, as the runtime's own proxy needs), noting `use`. */
+export function observedStore(store: EventStore, use: StoreUse): EventStore {
+  return new Proxy(store, {
+    get(target, property) {
+      if (property === 'subscribe')
+        return (options: SubscribeOptions) => {
+          use.subscriptions.push(options.streamPrefix);
+          return target.subscribe(options);
+        };
+      if (property === 'readAll')
+        return (options: ReadAllOptions) => {
+          if (options.streamPrefix === INCIDENT_STREAM_PREFIX) use.logReads.push(options);
+          return target.readAll(options);
+        };
+      const value: unknown = Reflect.get(target, property);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }

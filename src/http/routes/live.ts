@@ -7,6 +7,7 @@ import { EVENT_TYPES } from '../../domain/incident/index.ts';
 import { incidentStreamName } from '../../domain/streams.ts';
 import { isPosition, parsePosition } from '../../eventstore/port.ts';
 import { StoreCommittedEvents } from '../../live/committed.ts';
+import { DaemonCommittedEvents } from '../../live/daemon-committed.ts';
 import { LiveHub, type ResumePoint, type StreamSelection } from '../../live/hub.ts';
 import { SseConnection } from '../../live/sse.ts';
 import { findIncident } from '../../readmodel/incidents.ts';
@@ -53,11 +54,11 @@ const eventStream = {
 
 /** Server-Sent Events: one incident's events, an org's incident events, and the raw org feed (LIVE.md). */
 export const liveRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (app, { runtime }) => {
-  const hub = new LiveHub(
-    new StoreCommittedEvents(runtime.store, runtime.progress),
-    runtime.store,
-    runtime.config.stream,
-  );
+  // With workers, the daemon's own commits feed the streams; without, one store subscription does.
+  const committed = runtime.projections
+    ? new DaemonCommittedEvents(runtime.projections, runtime.store, runtime.progress, app.log)
+    : new StoreCommittedEvents(runtime.store, runtime.progress, app.log);
+  const hub = new LiveHub(committed, runtime.store, runtime.config.stream);
   const registry = runtime.metrics.registry;
   registry.removeSingleMetric('its_live_streams_open');
   new Gauge({
