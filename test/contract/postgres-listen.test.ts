@@ -1,6 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
+import type { Database } from '../../src/db/database.ts';
+import { migrateToLatest } from '../../src/db/migrate.ts';
+import { PostgresEventStore } from '../../src/eventstore/postgres/index.ts';
 import { openTestDatabase, serverUrl, type TestDatabase } from '../support/database.ts';
+import { collect } from '../support/subscriber.ts';
 
 /**
  * The one LISTEN session a process shares (src/db/database.ts): a subscriber that goes while the
@@ -41,6 +46,29 @@ describe.skipIf(!serverUrl)('the shared LISTEN session of a PostgreSQL server', 
       ]);
       expect(payload, `round ${round}`).toBe('hello');
       await unlistenSecond();
+    }
+  });
+
+  it("wakes this process's subscribers on an append here without waiting for the NOTIFY", async () => {
+    // The same database with every NOTIFY lost: only the store's own wake-up is left.
+    const deaf: Database = { ...test.database, listen: async () => async () => {} };
+    await migrateToLatest(deaf.db);
+    const store = new PostgresEventStore(deaf);
+    const prefix = `incident-wake${randomUUID().slice(0, 6)}.`;
+    const subscriber = collect(store, prefix);
+    try {
+      // Let the subscriber find the log empty and settle into its idle wait (5 s without a wake-up).
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const appended = performance.now();
+      await store.append(
+        `${prefix}a`,
+        [{ eventId: randomUUID(), type: 'INCIDENT_NOTE', data: {}, metadata: { schemaVersion: 1 } }],
+        'no_stream',
+      );
+      await subscriber.until(1);
+      expect(performance.now() - appended).toBeLessThan(1000);
+    } finally {
+      await subscriber.stop();
     }
   });
 });

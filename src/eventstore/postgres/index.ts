@@ -70,6 +70,8 @@ export class PostgresEventStore implements EventStore {
   readonly kind = 'postgres';
   private notifyInFlight = false;
   private notifyAgain = false;
+  /** This process's subscribers: an append here wakes them at once, without the NOTIFY's round trip. */
+  private readonly localSubscribers = new Set<() => void>();
 
   constructor(private readonly database: Database) {}
 
@@ -108,6 +110,7 @@ export class PostgresEventStore implements EventStore {
     if (row.outcome === 'duplicate_elsewhere') {
       throw new RangeError(`event ${events.at(-1)!.eventId} was already appended to another stream`);
     }
+    for (const wake of this.localSubscribers) wake();
     this.notifySubscribers();
     return {
       version: Number(row.version),
@@ -236,6 +239,7 @@ export class PostgresEventStore implements EventStore {
     };
     signal?.addEventListener('abort', onWake);
     let unlisten: (() => Promise<void>) | null = null;
+    this.localSubscribers.add(onWake);
     try {
       unlisten = await this.database.listen(CHANNEL, onWake);
       while (!signal?.aborted) {
@@ -275,6 +279,7 @@ export class PostgresEventStore implements EventStore {
         wake = null;
       }
     } finally {
+      this.localSubscribers.delete(onWake);
       signal?.removeEventListener('abort', onWake);
       await unlisten?.();
     }
