@@ -107,6 +107,8 @@ export const incidentsProjector: Projector<IncidentRow> = {
   keyColumns: ['org_id', 'id'],
   insertsOnly: false,
   rowKey: (event) => [event.orgId, event.incidentId],
+  // An incident's row comes from its stream alone, and version 0 is that stream's first event.
+  startsRow: (event) => event.type === 'INCIDENT_CREATED' && event.version === 0,
   evolve(row, event) {
     if (event.type === 'INCIDENT_CREATED' && row === undefined) return created(event);
     if (row === undefined)

@@ -54,6 +54,11 @@ export interface Projector<R extends Row = Row> {
   readonly insertsOnly: boolean;
   /** The key of the row this event changes, or null when the event does not concern this read model. */
   rowKey(event: ProjectedEvent): readonly string[] | null;
+  /**
+   * True for an event no row can exist before (the first event of the row's stream): a batch whose
+   * events for a row start with one does not read that row first.
+   */
+  startsRow?(event: ProjectedEvent): boolean;
   /** The row after the event, from the row before it (undefined when there is none yet). */
   evolve(row: R | undefined, event: ProjectedEvent): R;
 }

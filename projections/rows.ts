@@ -30,7 +30,8 @@ export async function applyEvents(
  * The one statement that writes what `events` change in a projector's rows, or null when they change
  * none: loads the rows they touch (through `db`), folds the events into them, and upserts the rows
  * that changed. A projector that only inserts skips the load: its rows go in as new, and one that
- * exists already fails the statement, as `evolve` would. With `guard`, the statement writes only
+ * exists already fails the statement, as `evolve` would. Nor is a row read whose first event in the
+ * batch `startsRow`s it: it cannot exist yet. With `guard`, the statement writes only
  * where that condition holds (the daemon's: this projection's checkpoint moved in the same statement).
  */
 export async function planRows(
@@ -46,13 +47,17 @@ export async function planRows(
     foldEvents(projector, events, rows);
     return writeStatement(database, db, projector, table, [...rows.values()], 'insert', guard);
   }
-  const keys = new Map<string, readonly string[]>();
+  const keys = new Map<string, readonly string[] | null>();
   for (const event of events) {
     const key = projector.rowKey(event);
-    if (key !== null) keys.set(keyString(key), key);
+    if (key === null) continue;
+    const id = keyString(key);
+    // A row whose first event here starts it cannot exist yet: nothing to read (null marks it).
+    if (!keys.has(id)) keys.set(id, projector.startsRow?.(event) ? null : key);
   }
   if (keys.size === 0) return null;
-  const rows = await loadRows(db, projector, table, [...keys.values()]);
+  const toRead = [...keys.values()].filter((key) => key !== null);
+  const rows = toRead.length > 0 ? await loadRows(db, projector, table, toRead) : new Map<string, Row>();
   const changed = foldEvents(projector, events, rows);
   return writeStatement(
     database,
