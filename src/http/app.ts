@@ -1,3 +1,4 @@
+import { Transform } from 'node:stream';
 import fastifyHelmet from '@fastify/helmet';
 import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
@@ -27,7 +28,7 @@ import { incidentRoutes } from './routes/incidents.ts';
 import { liveRoutes } from './routes/live.ts';
 import { operationsRoutes } from './routes/operations.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
-import { VALUES_MESSAGE, findUnstorable, scanJsonText } from './unstorable.ts';
+import { JsonValueCounter, VALUES_MESSAGE, findUnstorable, scanJsonText } from './unstorable.ts';
 import { timelineRoutes } from './routes/timeline.ts';
 import { webRoutes } from './routes/web.ts';
 
@@ -106,8 +107,6 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
   const parseJsonOrNothing: typeof parseJson = (request, body, done) => {
     if (body === '') return done(null, undefined);
     const problem = scanJsonText(body);
-    // Refused unparsed: building half a million tiny values would hold the event loop for every user.
-    if (problem === VALUES_MESSAGE) return done(unstorableBody('body', problem), undefined);
     parseJson(request, body, problem === null ? done : nameUnstorable(problem, done));
   };
   // `application/merge-patch+json` and other `+json` types are JSON too.
@@ -128,8 +127,28 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
   // A keep-alive socket that goes idle after close() began would hold the server open until its timeout;
   // one refused before its body arrived would stay open while node drains whatever the client trickles.
   app.addHook('onSend', async (request, reply) => {
-    const refusedEarly = (reply.statusCode === 401 || reply.statusCode === 413) && !request.raw.complete;
+    const refusedEarly = reply.statusCode >= 400 && !request.raw.complete;
     if (closing || refusedEarly) reply.header('connection', 'close');
+  });
+  // A JSON body's values are counted as its bytes arrive: one over the budget is refused there,
+  // unread beyond that point (the answer closes the socket), never decoded, scanned or parsed.
+  app.addHook('preParsing', async (request, _reply, payload) => {
+    if (!isJsonType(request.headers['content-type'])) return payload;
+    const counter = new JsonValueCounter();
+    let received = 0;
+    const counted = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        received += chunk.length;
+        if (counter.feed(chunk)) return callback(null, chunk);
+        callback(unstorableBody('body', VALUES_MESSAGE));
+      },
+    });
+    // Fastify checks the body limit against what arrived, as sent.
+    Object.defineProperty(counted, 'receivedEncodedLength', {
+      get: () => (payload as { receivedEncodedLength?: number }).receivedEncodedLength ?? received,
+    });
+    payload.on('error', (error) => counted.destroy(error));
+    return payload.pipe(counted);
   });
   // Before the schemas run: a NUL or a lone surrogate would pass them and then fail in PostgreSQL.
   // Bodies were checked on their raw text before they were parsed (parseJsonOrNothing).
@@ -203,6 +222,11 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
 }
 
 type ParserDone = (error: Error | null, body?: unknown) => void;
+
+/** The content types parsed as JSON: `application/json` and every `application/…+json`. */
+const JSON_TYPE = /^application\/(?:json|[\w.-]+\+json)\s*(?:;|$)/i;
+const isJsonType = (contentType: string | undefined) =>
+  contentType !== undefined && JSON_TYPE.test(contentType);
 
 const unstorableBody = (path: string, message: string) =>
   validationFailed('the request body cannot be stored as it is', [{ path, message }]);

@@ -13,8 +13,9 @@ export const MAX_JSON_DEPTH = 64;
 
 /**
  * More values than any request needs (a 1 MiB Alertmanager notification holds about 35,000; signal
- * `data` of 64 KiB at most 32,768): a body over it is refused before it is parsed, so a megabyte of
- * tiny items costs a scan of its first 200 KB, not the building of half a million values.
+ * `data` of 64 KiB at most 32,768): a body over it is refused as its bytes arrive (see
+ * `JsonValueCounter`), so a megabyte of tiny items costs a count of its first 200 KB, not the reading,
+ * decoding and building of half a million values.
  */
 export const MAX_JSON_VALUES = 100_000;
 
@@ -39,8 +40,6 @@ const isHex = (code: number) =>
  */
 export function scanJsonText(text: string): string | null {
   let depth = 0;
-  // Every value but the first follows a `,` or opens a container: counting those counts the values.
-  let values = 1;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 0x22) {
@@ -66,11 +65,8 @@ export function scanJsonText(text: string): string | null {
         }
         i += 5;
       }
-    } else if (c === 0x2c) {
-      if (++values > MAX_JSON_VALUES) return VALUES_MESSAGE;
     } else if (c === 0x5b || c === 0x7b) {
       if (++depth > MAX_JSON_DEPTH) return DEPTH_MESSAGE;
-      if (++values > MAX_JSON_VALUES) return VALUES_MESSAGE;
     } else if (c === 0x5d || c === 0x7d) {
       depth--;
     } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
@@ -90,6 +86,35 @@ export function scanJsonText(text: string): string | null {
     }
   }
   return null;
+}
+
+/**
+ * Counts the values of a JSON body as its bytes arrive, chunk by chunk: every value but the first
+ * follows a `,` or opens a container, outside strings. UTF-8 never puts `"`, `\\` or `,` inside a
+ * multi-byte character, so the count is exact across chunk boundaries with two flags of state.
+ */
+export class JsonValueCounter {
+  private values = 1;
+  private inString = false;
+  private escaped = false;
+
+  /** Takes the next bytes; false once the body holds more than MAX_JSON_VALUES values. */
+  feed(bytes: Uint8Array): boolean {
+    let { values, inString, escaped } = this;
+    for (let i = 0; i < bytes.length; i++) {
+      const b = bytes[i]!;
+      if (inString) {
+        if (escaped) escaped = false;
+        else if (b === 0x5c) escaped = true;
+        else if (b === 0x22) inString = false;
+      } else if (b === 0x22) inString = true;
+      else if (b === 0x2c || b === 0x5b || b === 0x7b) values++;
+    }
+    this.values = values;
+    this.inString = inString;
+    this.escaped = escaped;
+    return values <= MAX_JSON_VALUES;
+  }
 }
 
 /** The UTF-16 unit of the `\uXXXX` escape at `at`, or -1 when it is not one. */

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestApp } from '../support/app.ts';
-import { MAX_JSON_VALUES, VALUES_MESSAGE, scanJsonText } from '../../src/http/unstorable.ts';
+import { JsonValueCounter, MAX_JSON_VALUES, VALUES_MESSAGE } from '../../src/http/unstorable.ts';
 import { expectProblem, startWithIncident, validIncident } from './support.ts';
 
 describe('bodies are checked once, on their raw text', () => {
@@ -13,7 +13,7 @@ describe('bodies are checked once, on their raw text', () => {
   const post = (url: string, payload: string) =>
     t.request({ method: 'POST', url, token, headers: { 'content-type': 'application/json' }, payload });
 
-  it('refuses 1 MiB of tiny items before parsing it: the values are counted on the raw text', async () => {
+  it('refuses 1 MiB of tiny items as it arrives, before it is parsed: the values are counted on the raw bytes', async () => {
     const tags = new Array(524_000).fill(0).join(',');
     for (const body of [
       JSON.stringify({ ...validIncident, tags: new Array(524_000).fill(0) }),
@@ -30,14 +30,26 @@ describe('bodies are checked once, on their raw text', () => {
     });
   });
 
-  it(`counts values up to ${MAX_JSON_VALUES.toLocaleString('en')} and refuses the next`, () => {
+  it(`counts values up to ${MAX_JSON_VALUES.toLocaleString('en')} and refuses the next, however the bytes arrive`, () => {
+    const fits = (text: string, chunk: number) => {
+      const counter = new JsonValueCounter();
+      const bytes = Buffer.from(text);
+      let ok = true;
+      for (let at = 0; at < bytes.length; at += chunk)
+        ok = counter.feed(bytes.subarray(at, at + chunk)) && ok;
+      return ok;
+    };
     // An array of n items is n + 1 values.
     const items = (n: number) => `[${'0,'.repeat(n - 1)}0]`;
-    expect(scanJsonText(items(MAX_JSON_VALUES - 1))).toBeNull();
-    expect(scanJsonText(items(MAX_JSON_VALUES))).toBe(VALUES_MESSAGE);
-    // Commas and brackets inside strings are text, not values.
-    expect(scanJsonText(`["${',[{'.repeat(MAX_JSON_VALUES)}"]`)).toBeNull();
-    expect(scanJsonText(`{${'"k":{},'.repeat(MAX_JSON_VALUES / 2 - 1)}"k":0}`)).toBeNull();
+    for (const chunk of [1, 7, 65_536]) {
+      expect(fits(items(MAX_JSON_VALUES - 1), chunk)).toBe(true);
+      expect(fits(items(MAX_JSON_VALUES), chunk)).toBe(false);
+      // Commas and brackets inside strings, escaped quotes and backslashes, and text of several
+      // bytes per character are text, not values.
+      expect(fits(`["${',[{\\"é€😀'.repeat(MAX_JSON_VALUES)}"]`, chunk)).toBe(true);
+      expect(fits(`["\\\\",${'0,'.repeat(MAX_JSON_VALUES)}0]`, chunk)).toBe(false);
+      expect(fits(`{${'"k":{},'.repeat(MAX_JSON_VALUES / 2 - 1)}"k":0}`, chunk)).toBe(true);
+    }
   });
 
   it('names the field that holds NUL or half a surrogate pair, escaped in the raw text', async () => {
