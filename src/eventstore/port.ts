@@ -136,3 +136,20 @@ export function comparePositions(a: string | null, b: string | null): number {
   if (a1 !== b1) return a1 < b1 ? -1 : 1;
   return a2 === b2 ? 0 : a2 < b2 ? -1 : 1;
 }
+
+/** A recorded event as the API serves it (a stream's page; with `streamName`, the org feed and live streams). */
+export const eventJson = (event: RecordedEvent) => ({
+  eventId: event.eventId,
+  type: event.type,
+  version: event.version,
+  position: event.position,
+  createdAt: event.createdAt,
+  data: event.data,
+  metadata: event.metadata,
+});
+
+/** The same, naming its stream: the org feed's and the live streams' form. */
+export const eventJsonWithStream = (event: RecordedEvent) => ({
+  ...eventJson(event),
+  streamName: event.streamName,
+});

@@ -1,21 +1,12 @@
 import type { ServerResponse } from 'node:http';
-import type { RecordedEvent } from '../eventstore/port.ts';
+import { eventJsonWithStream, type RecordedEvent } from '../eventstore/port.ts';
 
 /** The reconnect delay the first line tells every client (LIVE.md). */
 export const RETRY_MS = 2000;
 
 /** The message body: the event as `GET …/events` returns it, on one line. */
 export function eventMessage(event: RecordedEvent): string {
-  const data = JSON.stringify({
-    eventId: event.eventId,
-    type: event.type,
-    version: event.version,
-    position: event.position,
-    createdAt: event.createdAt,
-    data: event.data,
-    metadata: event.metadata,
-    streamName: event.streamName,
-  });
+  const data = JSON.stringify(eventJsonWithStream(event));
   // JSON.stringify escapes every newline, so `data` is one line; a position and a type never hold one.
   return `id: ${event.position}\nevent: ${event.type}\ndata: ${data}\n\n`;
 }

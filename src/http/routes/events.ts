@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Runtime } from '../../app/runtime.ts';
 import { incidentStreamName, orgStreamPrefix } from '../../domain/streams.ts';
-import { parsePosition, type RecordedEvent } from '../../eventstore/port.ts';
+import { eventJson, eventJsonWithStream, parsePosition } from '../../eventstore/port.ts';
 import { notFound, validationFailed } from '../errors.ts';
 import {
   IncidentParams,
@@ -25,18 +25,6 @@ export const PAGE_BYTE_BUDGET = 4 * 1024 * 1024;
 
 /** The largest part of a position each store can issue (int8 in PostgreSQL, uint64 in EventStoreDB). */
 export const MAX_POSITION_PART = { postgres: 2n ** 63n - 1n, eventstoredb: 2n ** 64n - 1n } as const;
-
-const rawEvent = (event: RecordedEvent) => ({
-  eventId: event.eventId,
-  type: event.type,
-  version: event.version,
-  position: event.position,
-  createdAt: event.createdAt,
-  data: event.data,
-  metadata: event.metadata,
-});
-
-const toOrgEvent = (event: RecordedEvent) => ({ ...rawEvent(event), streamName: event.streamName });
 
 /** The longest prefix of `events` within PAGE_BYTE_BUDGET as JSON, and never empty when `events` is not. */
 function withinBudget<T>(events: T[]): T[] {
@@ -80,7 +68,7 @@ export const eventRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (a
         const newest = await store.readStream(streamName, { direction: 'backwards', limit: 1 });
         if (newest.length === 0) throw notFound(`incident ${incidentId} not found`);
       }
-      const page = withinBudget(events.slice(0, limit).map(rawEvent));
+      const page = withinBudget(events.slice(0, limit).map(eventJson));
       return {
         streamName,
         events: page,
@@ -119,7 +107,7 @@ export const eventRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (a
       // The port filters by stream, not by type: scan, keep the matches, and never skip one.
       const wanted = type ? new Set<string>(type) : null;
       const batchSize = wanted ? FILTER_BATCH : Math.min(limit + 1, FILTER_BATCH);
-      const page: ReturnType<typeof toOrgEvent>[] = [];
+      const page: ReturnType<typeof eventJsonWithStream>[] = [];
       let bytes = 0;
       let position = fromPosition ?? null;
       let scanned = 0;
@@ -132,7 +120,7 @@ export const eventRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (a
           }
           // A full page, or one more event would pass the byte budget: another page follows from here.
           if (page.length === limit) return { events: page, nextFromPosition: position };
-          const output = toOrgEvent(event);
+          const output = eventJsonWithStream(event);
           const size = Buffer.byteLength(JSON.stringify(output));
           if (page.length > 0 && bytes + size > PAGE_BYTE_BUDGET)
             return { events: page, nextFromPosition: position };
