@@ -6,6 +6,7 @@ import * as appendHorizon from './0004_append_horizon.ts';
 import * as alertSignals from './0005_alert_signals.ts';
 import * as timelineAndStats from './0006_timeline_and_stats.ts';
 import * as webhooks from './0007_webhooks.ts';
+import * as responseTimeColumns from './0008_response_time_columns.ts';
 
 /** Every migration, in order; names are their file names and never change once released. */
 export const migrations: Record<string, Migration> = {
@@ -16,4 +17,5 @@ export const migrations: Record<string, Migration> = {
   '0005_alert_signals': alertSignals,
   '0006_timeline_and_stats': timelineAndStats,
   '0007_webhooks': webhooks,
+  '0008_response_time_columns': responseTimeColumns,
 };

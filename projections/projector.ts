@@ -1,4 +1,4 @@
-import type { Selectable } from 'kysely';
+import type { InsertType, Selectable } from 'kysely';
 import {
   eventMetadataSchema,
   parseEvent,
@@ -29,9 +29,14 @@ export type ProjectedEvent = IncidentEvent & EventContext;
 /** A read-model row: column name → value, timestamps as ISO-8601 UTC strings. */
 export type Row = Record<string, unknown>;
 
-/** A table's row (from src/db/schema.ts) as a projector writes it: timestamps as ISO strings. */
+/**
+ * A table's row (from src/db/schema.ts) as a projector writes it: timestamps as ISO strings, and
+ * without the columns PostgreSQL generates (those no insert may name).
+ */
 export type ProjectedRow<T> = {
-  [K in keyof Selectable<T>]: Selectable<T>[K] extends Date
+  [
+    K in keyof Selectable<T> as K extends keyof T ? ([InsertType<T[K]>] extends [never] ? never : K) : K
+  ]: Selectable<T>[K] extends Date
     ? string
     : Selectable<T>[K] extends Date | null
       ? string | null

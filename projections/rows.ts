@@ -123,6 +123,7 @@ interface Column {
 }
 
 // Per database and table: migrations run before any projection does, so a table keeps its columns.
+// The columns a projection writes: generated ones PostgreSQL computes (migration 0008).
 const columnsByDatabase = new WeakMap<Database, Map<string, Promise<readonly Column[]>>>();
 
 // Asked through `db`, the caller's transaction: PGlite has one connection, which that transaction holds.
@@ -133,7 +134,8 @@ function columnsOf(database: Database, db: Kysely<Schema>, table: string): Promi
   if (!columns) {
     columns = sql<Column>`
       select attname as name, format_type(atttypid, atttypmod) as type from pg_attribute
-      where attrelid = ${table}::regclass and attnum > 0 and not attisdropped order by attnum`
+      where attrelid = ${table}::regclass and attnum > 0 and not attisdropped and attgenerated = ''
+      order by attnum`
       .execute(db)
       .then(({ rows }) => rows);
     // A failed lookup is not kept: the next batch asks again.

@@ -17,7 +17,7 @@ import { incidentStreamName } from '../../src/domain/streams.ts';
 import type { EventStore, EventToAppend } from '../../src/eventstore/port.ts';
 import { PROJECTORS } from '../../projections/catalog.ts';
 import { ProjectionProgress } from '../../projections/progress.ts';
-import type { Projector } from '../../projections/projector.ts';
+import { keyString, type Projector, type Row } from '../../projections/projector.ts';
 
 /** A small seeded generator (mulberry32): the same seed gives the same log shape. */
 export function seededRandom(seed: number) {
@@ -267,6 +267,40 @@ export function countEvents(appends: readonly PlannedAppend[]): number {
 }
 
 /** Every read-model table as text, row by row in key order: two equal dumps are byte-identical tables. */
+/**
+ * A projector's rows of these orgs as the database serves them, timestamps as ISO strings, in key
+ * order: the columns it writes, so they compare with the pure fold (PostgreSQL's generated ones left out).
+ */
+export async function servedRows(
+  database: Database,
+  projector: Pick<Projector, 'table' | 'keyColumns'>,
+  orgs: string[],
+): Promise<Row[]> {
+  const db = database.db;
+  const { rows } =
+    await sql<Row>`select * from ${sql.table(projector.table)} where org_id in (${sql.join(orgs)})`.execute(
+      db,
+    );
+  const generated = new Set(
+    (
+      await sql<{ name: string }>`
+        select attname as name from pg_attribute where attrelid = ${projector.table}::regclass and attgenerated <> ''`.execute(
+        db,
+      )
+    ).rows.map(({ name }) => name),
+  );
+  const byKey = (row: Row) => keyString(projector.keyColumns.map((column) => String(row[column])));
+  return rows
+    .map((row) =>
+      Object.fromEntries(
+        Object.entries(row)
+          .filter(([column]) => !generated.has(column))
+          .map(([column, value]) => [column, value instanceof Date ? value.toISOString() : value]),
+      ),
+    )
+    .sort((a, b) => (byKey(a) < byKey(b) ? -1 : byKey(a) > byKey(b) ? 1 : 0));
+}
+
 export async function dumpReadModels(database: Database): Promise<Record<string, string>> {
   const dump: Record<string, string> = {};
   for (const projector of PROJECTORS.values()) dump[projector.table] = await dumpTable(database, projector);

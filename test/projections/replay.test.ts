@@ -1,11 +1,17 @@
 import { randomInt } from 'node:crypto';
-import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { PROJECTORS } from '../../projections/catalog.ts';
 import { PROJECTION_NAMES, rebuildProjection, startProjectionWorkers } from '../../projections/index.ts';
-import { projectEvents, toProjectedEvent, type Row } from '../../projections/projector.ts';
+import { projectEvents, toProjectedEvent } from '../../projections/projector.ts';
 import { databaseLabel, useTestStore } from '../support/database.ts';
-import { appendLog, countEvents, dumpReadModels, generateLog, waitForCheckpoints } from './fixtures.ts';
+import {
+  appendLog,
+  countEvents,
+  dumpReadModels,
+  generateLog,
+  servedRows,
+  waitForCheckpoints,
+} from './fixtures.ts';
 
 describe(`replaying the incident log on ${databaseLabel}`, () => {
   const scope = useTestStore();
@@ -25,19 +31,7 @@ describe(`replaying the incident log on ${databaseLabel}`, () => {
         toProjectedEvent,
       );
       for (const projector of PROJECTORS.values()) {
-        const order = sql.join(projector.keyColumns.map((column) => sql.ref(column)));
-        const { rows } =
-          await sql<Row>`select * from ${sql.table(projector.table)} where org_id in (${sql.join(orgs)}) order by ${order}`.execute(
-            test.database.db,
-          );
-        const served = rows.map((row) =>
-          Object.fromEntries(
-            Object.entries(row).map(([column, value]) => [
-              column,
-              value instanceof Date ? value.toISOString() : value,
-            ]),
-          ),
-        );
+        const served = await servedRows(test.database, projector, orgs);
         expect(served, `${projector.table} (seed ${seed})`).toEqual(projectEvents(projector, events));
       }
 

@@ -1,39 +1,13 @@
 import { randomInt, randomUUID } from 'node:crypto';
-import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { incidentStreamName } from '../../src/domain/streams.ts';
 import type { EventToAppend } from '../../src/eventstore/port.ts';
 import { PROJECTORS } from '../../projections/catalog.ts';
 import { startProjectionWorkers } from '../../projections/index.ts';
-import {
-  keyString,
-  projectEvents,
-  toProjectedEvent,
-  type Projector,
-  type Row,
-} from '../../projections/projector.ts';
+import { projectEvents, toProjectedEvent } from '../../projections/projector.ts';
 import { startProjectionDaemon } from '../../projections/workers.ts';
-import { databaseLabel, useTestStore, type TestDatabase } from '../support/database.ts';
-import { appendLog, generateLog, waitForCheckpoints } from './fixtures.ts';
-
-/** A projector's rows of these orgs as the database holds them, timestamps as ISO strings, in key order. */
-async function storedRows(test: TestDatabase, projector: Projector, orgs: string[]): Promise<Row[]> {
-  const { rows } =
-    await sql<Row>`select * from ${sql.table(projector.table)} where org_id in (${sql.join(orgs)})`.execute(
-      test.database.db,
-    );
-  const byKey = (row: Row) => keyString(projector.keyColumns.map((column) => String(row[column])));
-  return rows
-    .map((row) =>
-      Object.fromEntries(
-        Object.entries(row).map(([column, value]) => [
-          column,
-          value instanceof Date ? value.toISOString() : value,
-        ]),
-      ),
-    )
-    .sort((a, b) => (byKey(a) < byKey(b) ? -1 : byKey(a) > byKey(b) ? 1 : 0));
-}
+import { databaseLabel, useTestStore } from '../support/database.ts';
+import { appendLog, generateLog, servedRows, waitForCheckpoints } from './fixtures.ts';
 
 describe(`the rows the workers write, on ${databaseLabel}`, () => {
   const scope = useTestStore();
@@ -55,10 +29,10 @@ describe(`the rows the workers write, on ${databaseLabel}`, () => {
     for (const projector of PROJECTORS.values()) {
       const folded = projectEvents(projector, events);
       expect(folded.length).toBeGreaterThan(0);
-      expect(await storedRows(test, projector, orgs)).toEqual(folded);
+      expect(await servedRows(test.database, projector, orgs)).toEqual(folded);
     }
     // The generated log does carry the awkward values.
-    const tags = (await storedRows(test, PROJECTORS.get('incidents')!, orgs)).flatMap(
+    const tags = (await servedRows(test.database, PROJECTORS.get('incidents')!, orgs)).flatMap(
       (row) => row.tags as string[],
     );
     expect(tags.some((tag) => tag.includes('"') || tag.includes('\\') || tag === 'NULL')).toBe(true);
