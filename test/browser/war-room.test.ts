@@ -47,6 +47,16 @@ describe.skipIf(!chromiumAvailable)(`the war room in Chromium, on ${databaseLabe
   let call: ReturnType<typeof apiClient>;
   const token = (org: string, roles: string[], sub = 'lena', name = 'Lena Lead') =>
     server.token({ sub, name, orgs: { [org]: roles }, expiresIn: 3600 });
+  /** An incident declared in `org` through the API: its id. */
+  const declare = async (bearer: string, org: string, title: string, extra: Record<string, unknown> = {}) =>
+    (
+      await call<{ incidentId: string }>(
+        bearer,
+        'POST',
+        `/api/orgs/${org}/incidents`,
+        incidentBody(title, extra),
+      )
+    ).body.incidentId;
 
   beforeAll(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
@@ -239,12 +249,7 @@ describe.skipIf(!chromiumAvailable)(`the war room in Chromium, on ${databaseLabe
         },
       );
     for (let i = 1; i <= 3; i += 1)
-      await call(
-        lead,
-        'POST',
-        `/api/orgs/${org}/incidents`,
-        incidentBody(`Checkout down ${i}`, { severity: 'SEV1', tags: ['pay'] }),
-      );
+      await declare(lead, org, `Checkout down ${i}`, { severity: 'SEV1', tags: ['pay'] });
 
     const { page, problems } = await openTab(chromium.context);
     await signInByPaste(page, server.origin, lead);
@@ -289,13 +294,7 @@ describe.skipIf(!chromiumAvailable)(`the war room in Chromium, on ${databaseLabe
   it('shows a MEMBER no status or severity controls, and an AUDITOR no write controls but the raw events', async () => {
     const org = freshOrg('ui');
     const lead = token(org, ['SRE_LEAD']);
-    const created = await call<{ incidentId: string }>(
-      lead,
-      'POST',
-      `/api/orgs/${org}/incidents`,
-      incidentBody('Queue backlog'),
-    );
-    const id = created.body.incidentId;
+    const id = await declare(lead, org, 'Queue backlog');
     await call(lead, 'POST', `/api/orgs/${org}/incidents/${id}/signals`, {
       signalType: 'METRIC',
       source: 'grafana',
@@ -357,13 +356,7 @@ describe.skipIf(!chromiumAvailable)(`the war room in Chromium, on ${databaseLabe
   it('reloads a war room whose write lost a race (412) and says so', async () => {
     const org = freshOrg('ui');
     const lead = token(org, ['SRE_LEAD']);
-    const created = await call<{ incidentId: string }>(
-      lead,
-      'POST',
-      `/api/orgs/${org}/incidents`,
-      incidentBody('Stale view'),
-    );
-    const id = created.body.incidentId;
+    const id = await declare(lead, org, 'Stale view');
 
     const { page, problems } = await openTab(chromium.context);
     // Without its live stream the page cannot learn of the other write, so its next write is stale.
@@ -401,20 +394,11 @@ describe.skipIf(!chromiumAvailable)(`the war room in Chromium, on ${databaseLabe
   it('charts and tabulates response times by service and by severity', async () => {
     const org = freshOrg('ui');
     const lead = token(org, ['SRE_LEAD']);
-    const declare = async (title: string, extra: Record<string, unknown>) =>
-      (
-        await call<{ incidentId: string }>(
-          lead,
-          'POST',
-          `/api/orgs/${org}/incidents`,
-          incidentBody(title, extra),
-        )
-      ).body.incidentId;
     const move = (id: string, newStatus: string) =>
       call(lead, 'POST', `/api/orgs/${org}/incidents/${id}/status`, { newStatus });
-    const a = await declare('Checkout down', { severity: 'SEV1' });
-    const b = await declare('Checkout slow', { severity: 'SEV2' });
-    const c = await declare('Search flaky', { serviceName: 'search', severity: 'SEV3' });
+    const a = await declare(lead, org, 'Checkout down', { severity: 'SEV1' });
+    const b = await declare(lead, org, 'Checkout slow', { severity: 'SEV2' });
+    const c = await declare(lead, org, 'Search flaky', { serviceName: 'search', severity: 'SEV3' });
     await move(a, 'INVESTIGATING');
     await move(a, 'RESOLVED');
     await move(b, 'INVESTIGATING');
