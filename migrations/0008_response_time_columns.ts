@@ -5,7 +5,8 @@ import { sql, type Kysely } from 'kysely';
  * from the index instead of computing them per row and per request: over 100,000 incidents the
  * two `date_part('epoch', … - created_at)` per row were a third of the answer's time. Generated
  * columns, so no projection can write them wrong and a rebuild's copy of the table (`like … including
- * all`) has them too. Adding them rewrites `incidents` once.
+ * all`) has them too; float8 through date_part (extract's numeric would cost a conversion per row and
+ * aggregate). Adding them rewrites `incidents` once.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`

@@ -123,10 +123,10 @@ interface Column {
 }
 
 // Per database and table: migrations run before any projection does, so a table keeps its columns.
-// The columns a projection writes: generated ones PostgreSQL computes (migration 0008).
 const columnsByDatabase = new WeakMap<Database, Map<string, Promise<readonly Column[]>>>();
 
-// Asked through `db`, the caller's transaction: PGlite has one connection, which that transaction holds.
+// The columns a projection writes: all but those PostgreSQL generates (migration 0008). Asked through
+// `db`, the caller's transaction: PGlite has one connection, which that transaction holds.
 function columnsOf(database: Database, db: Kysely<Schema>, table: string): Promise<readonly Column[]> {
   let tables = columnsByDatabase.get(database);
   if (!tables) columnsByDatabase.set(database, (tables = new Map()));

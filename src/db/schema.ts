@@ -1,12 +1,10 @@
-import type { ColumnType } from 'kysely';
+import type { ColumnType, GeneratedAlways } from 'kysely';
 
 /** Timestamps: written as Date or ISO string, read back as Date. */
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
 type NullableTimestamp = ColumnType<Date | null, Date | string | null, Date | string | null>;
 /** int8 columns arrive as strings (see database.ts); write them as numbers or strings. */
 type Int8 = ColumnType<string, number | string | bigint, number | string | bigint>;
-/** Computed by PostgreSQL (`generated always … stored`): read, never written. */
-type Generated<T> = ColumnType<T, never, never>;
 
 export interface EventsTable {
   global_seq: ColumnType<string, never, never>;
@@ -54,9 +52,9 @@ export interface IncidentsTable {
   resolved_at: NullableTimestamp;
   cancelled_at: NullableTimestamp;
   version: number;
-  /** Seconds from creation to the first move out of OPEN / to the last resolution (migration 0008). */
-  time_to_acknowledge: Generated<number | null>;
-  time_to_resolve: Generated<number | null>;
+  /** Seconds from creation to acknowledged_at / resolved_at: computed by PostgreSQL (migration 0008), never written. */
+  time_to_acknowledge: GeneratedAlways<number | null>;
+  time_to_resolve: GeneratedAlways<number | null>;
 }
 
 export interface SignalsTable {

@@ -69,7 +69,7 @@ interface StatsRow {
 /**
  * One row per group, aggregated by PostgreSQL from the incidents created in the range. The inner
  * query is the org's slice of [from, to) in the index that leads with (org_id, created_at) and
- * carries every column used (migration 0006), read in index order: that ORDER BY, kept by OFFSET 0,
+ * carries every column used (migrations 0006 and 0008), read in index order: that ORDER BY, kept by OFFSET 0,
  * is what makes the planner take the index-only scan even when the org holds most of the table
  * (a sequential scan would read every other org's rows too). The filters apply to that slice, so
  * every answer costs at most the org's incidents of the range. The durations are the index's own
