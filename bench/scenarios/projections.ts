@@ -90,7 +90,13 @@ export async function projectionRebuild(url: string, incidents: number): Promise
       await sql`create table ${sql.table(`${table}_bulk`)} (like ${sql.table(table)} including all)`.execute(
         database.db,
       );
-      await sql`insert into ${sql.table(`${table}_bulk`)} select * from ${sql.table(table)}`.execute(
+      // The columns a projection writes: PostgreSQL computes the generated ones, in both.
+      const { rows: written } = await sql<{ name: string }>`
+        select attname as name from pg_attribute
+        where attrelid = ${table}::regclass and attnum > 0 and not attisdropped and attgenerated = ''
+        order by attnum`.execute(database.db);
+      const columns = sql.join(written.map(({ name }) => sql.ref(name)));
+      await sql`insert into ${sql.table(`${table}_bulk`)} (${columns}) select ${columns} from ${sql.table(table)}`.execute(
         database.db,
       );
     }
