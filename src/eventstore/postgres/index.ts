@@ -23,6 +23,13 @@ const SUBSCRIPTION_BATCH = 500;
 const HORIZON_RECHECK_MS = 10;
 /** A subscriber re-reads at least this often even without a NOTIFY (one can be lost in a crash). */
 const IDLE_RECHECK_MS = 5_000;
+/**
+ * A fresh log's statistics say it is empty (migration 0004 analyzes it, so plans are right from the
+ * first event), and each session keeps the plans `its_append` made then: sequential scans, which
+ * stay cheap only while the table is. The log is analyzed again when it first holds this many
+ * events; that makes every session plan anew, with the indexes, and autovacuum keeps it so after.
+ */
+const YOUNG_LOG_EVENTS = 1_000n;
 
 interface EventRow {
   tx_id: string;
@@ -70,6 +77,7 @@ export class PostgresEventStore implements EventStore {
   readonly kind = 'postgres';
   private notifyInFlight = false;
   private notifyAgain = false;
+  private youngLogChecked = false;
   /** This process's subscribers: an append here wakes them at once, without the NOTIFY's round trip. */
   private readonly localSubscribers = new Set<() => void>();
 
@@ -112,10 +120,22 @@ export class PostgresEventStore implements EventStore {
     }
     for (const wake of this.localSubscribers) wake();
     this.notifySubscribers();
+    this.analyzeYoungLog(BigInt(row.global_seq!));
     return {
       version: Number(row.version),
       position: formatPosition(BigInt(row.tx_id!), BigInt(row.global_seq!)),
     };
+  }
+
+  // Once per process, on the first append at or past YOUNG_LOG_EVENTS; a log ten times that size is
+  // not young, and its statistics are autovacuum's.
+  private analyzeYoungLog(globalSeq: bigint): void {
+    if (this.youngLogChecked || globalSeq < YOUNG_LOG_EVENTS) return;
+    this.youngLogChecked = true;
+    if (globalSeq >= 10n * YOUNG_LOG_EVENTS) return;
+    sql`analyze its_events`.execute(this.db).catch(() => {
+      // Without it the plans are slower, not wrong; autovacuum analyzes the table soon enough.
+    });
   }
 
   // NOTIFY after commit, not inside the append: inside, it would serialize every commit on the
