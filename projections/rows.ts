@@ -116,28 +116,31 @@ function fromDatabase(row: Row): Row {
   );
 }
 
-interface Column {
+export interface Column {
   name: string;
   /** As `format_type` spells it: `text`, `timestamp with time zone`, `text[]`, `jsonb`… */
   type: string;
 }
 
+/** The columns of a read-model table a projection writes: all but those PostgreSQL generates (migration 0008). */
+export async function writtenColumns(db: Kysely<Schema>, table: string): Promise<Column[]> {
+  const { rows } = await sql<Column>`
+    select attname as name, format_type(atttypid, atttypmod) as type from pg_attribute
+    where attrelid = ${table}::regclass and attnum > 0 and not attisdropped and attgenerated = ''
+    order by attnum`.execute(db);
+  return rows;
+}
+
 // Per database and table: migrations run before any projection does, so a table keeps its columns.
 const columnsByDatabase = new WeakMap<Database, Map<string, Promise<readonly Column[]>>>();
 
-// The columns a projection writes: all but those PostgreSQL generates (migration 0008). Asked through
-// `db`, the caller's transaction: PGlite has one connection, which that transaction holds.
+// Asked through `db`, the caller's transaction: PGlite has one connection, which that transaction holds.
 function columnsOf(database: Database, db: Kysely<Schema>, table: string): Promise<readonly Column[]> {
   let tables = columnsByDatabase.get(database);
   if (!tables) columnsByDatabase.set(database, (tables = new Map()));
   let columns = tables.get(table);
   if (!columns) {
-    columns = sql<Column>`
-      select attname as name, format_type(atttypid, atttypmod) as type from pg_attribute
-      where attrelid = ${table}::regclass and attnum > 0 and not attisdropped and attgenerated = ''
-      order by attnum`
-      .execute(db)
-      .then(({ rows }) => rows);
+    columns = writtenColumns(db, table);
     // A failed lookup is not kept: the next batch asks again.
     columns.catch(() => tables.delete(table));
     tables.set(table, columns);

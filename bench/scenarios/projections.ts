@@ -9,6 +9,7 @@ import {
   rebuildProjections,
   startProjectionWorkers,
 } from '../../projections/index.ts';
+import { writtenColumns } from '../../projections/rows.ts';
 import { summarize, type BenchRow } from '../lib.ts';
 
 const EVENTS_PER_INCIDENT = 20;
@@ -91,10 +92,7 @@ export async function projectionRebuild(url: string, incidents: number): Promise
         database.db,
       );
       // The columns a projection writes: PostgreSQL computes the generated ones, in both.
-      const { rows: written } = await sql<{ name: string }>`
-        select attname as name from pg_attribute
-        where attrelid = ${table}::regclass and attnum > 0 and not attisdropped and attgenerated = ''
-        order by attnum`.execute(database.db);
+      const written = await writtenColumns(database.db, table);
       const columns = sql.join(written.map(({ name }) => sql.ref(name)));
       await sql`insert into ${sql.table(`${table}_bulk`)} (${columns}) select ${columns} from ${sql.table(table)}`.execute(
         database.db,
