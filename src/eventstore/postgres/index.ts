@@ -120,11 +120,9 @@ export class PostgresEventStore implements EventStore {
     }
     for (const wake of this.localSubscribers) wake();
     this.notifySubscribers();
-    this.analyzeYoungLog(BigInt(row.global_seq!));
-    return {
-      version: Number(row.version),
-      position: formatPosition(BigInt(row.tx_id!), BigInt(row.global_seq!)),
-    };
+    const globalSeq = BigInt(row.global_seq!);
+    this.analyzeYoungLog(globalSeq);
+    return { version: Number(row.version), position: formatPosition(BigInt(row.tx_id!), globalSeq) };
   }
 
   // Once per process, on the first append at or past YOUNG_LOG_EVENTS; a log ten times that size is
