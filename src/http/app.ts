@@ -109,9 +109,10 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
     const problem = scanJsonText(body);
     parseJson(request, body, problem === null ? done : nameUnstorable(problem, done));
   };
-  // `application/merge-patch+json` and other `+json` types are JSON too.
+  // `application/merge-patch+json` and other `+json` types are JSON too, with parameters or without
+  // (fastify tests a pattern against the type with its parameters).
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonOrNothing);
-  app.addContentTypeParser(/^application\/[\w.-]+\+json$/, { parseAs: 'string' }, parseJsonOrNothing);
+  app.addContentTypeParser(JSON_TYPE, { parseAs: 'string' }, parseJsonOrNothing);
 
   let closing = false;
   app.addHook('preClose', async () => {
@@ -223,7 +224,7 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
 
 type ParserDone = (error: Error | null, body?: unknown) => void;
 
-/** The content types parsed as JSON: `application/json` and every `application/…+json`. */
+/** The content types parsed as JSON, and whose values are counted: `application/json` and every `application/…+json`. */
 const JSON_TYPE = /^application\/(?:json|[\w.-]+\+json)\s*(?:;|$)/i;
 const isJsonType = (contentType: string | undefined) =>
   contentType !== undefined && JSON_TYPE.test(contentType);

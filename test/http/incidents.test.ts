@@ -450,6 +450,15 @@ describe(`incident API on ${databaseLabel}`, () => {
       payload: '{"title":"Merge-patched"}',
     });
     expect(patched.statusCode, patched.body).toBe(200);
+    // With a charset, as many clients send it.
+    const withCharset = await t.request({
+      method: 'PATCH',
+      url: `${url}/${incidentId}`,
+      token,
+      headers: { 'content-type': 'application/merge-patch+json; charset=utf-8' },
+      payload: '{"title":"Merge-patched again"}',
+    });
+    expect(withCharset.statusCode, withCharset.body).toBe(200);
     const untag = await t.request({
       method: 'DELETE',
       url: `${url}/${incidentId}/tags/absent`,
