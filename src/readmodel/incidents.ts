@@ -236,8 +236,6 @@ export async function incidentDetails(
   orgId: string,
   incidentId: string,
 ): Promise<IncidentDetails | null> {
-  const incident = await findIncident(db, orgId, incidentId);
-  if (!incident) return null;
   type ItemTable = 'incident_signals' | 'incident_actions' | 'incident_slo_violations';
   const ofIncident = (table: ItemTable) =>
     db.selectFrom(table).where('org_id', '=', orgId).where('incident_id', '=', incidentId);
@@ -245,7 +243,8 @@ export async function incidentDetails(
   const newest = (table: ItemTable) =>
     ofIncident(table).orderBy('version', 'desc').orderBy('id', 'desc').limit(DETAILS_LIST_LIMIT);
   const count = (table: ItemTable) => ofIncident(table).select((eb) => eb.fn.countAll<string>().as('n'));
-  const [signals, actions, sloViolations, counts] = await Promise.all([
+  const [incident, signals, actions, sloViolations, counts] = await Promise.all([
+    findIncident(db, orgId, incidentId),
     newest('incident_signals').selectAll('incident_signals').execute(),
     newest('incident_actions').selectAll('incident_actions').execute(),
     newest('incident_slo_violations').selectAll('incident_slo_violations').execute(),
@@ -257,6 +256,7 @@ export async function incidentDetails(
       ])
       .executeTakeFirstOrThrow(),
   ]);
+  if (!incident) return null;
   return {
     incident,
     signals: signals.reverse().map(toSignalView),
