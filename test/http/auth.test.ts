@@ -197,6 +197,17 @@ describe(`authentication and authorization on ${databaseLabel}`, () => {
     }
   });
 
+  it('remembers a verified token only until it expires', async () => {
+    // Verified tokens are cached (auth.ts): the cache must not outlive the token's exp.
+    const exp = now() + 2;
+    const token = signToken({ sub: 'soon-gone', orgs: { [org]: ['ORG_ADMIN'] }, exp }, 'HS256', t.secret);
+    for (let i = 0; i < 3; i++) expect((await list(token)).statusCode).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, exp * 1000 - Date.now() + 50));
+    const expired = await list(token);
+    expectProblem(expired, 401, 'UNAUTHENTICATED');
+    expect(expired.json().detail).toBe('the token has expired');
+  });
+
   it('refuses a valid token without the org or with too low a role: 403 FORBIDDEN', async () => {
     expectProblem(await list(t.token({ orgs: { [freshOrg()]: ['ORG_ADMIN'] } })), 403, 'FORBIDDEN');
     expectProblem(await list(t.token({ orgs: { [org]: [] } })), 403, 'FORBIDDEN');
