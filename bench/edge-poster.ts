@@ -24,7 +24,10 @@ function post(): Promise<string> {
   return new Promise((resolve) => {
     const socket = connect(Number(target.port), target.hostname);
     let answer = '';
-    socket.on('connect', () => socket.end(Buffer.concat([head, body])));
+    socket.on('connect', () => {
+      socket.write(head);
+      socket.end(body);
+    });
     socket.on('data', (bytes: Buffer) => {
       if (answer.length < 16) answer += bytes.toString('latin1', 0, 16);
     });
