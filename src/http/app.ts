@@ -1,4 +1,3 @@
-import { Transform } from 'node:stream';
 import fastifyHelmet from '@fastify/helmet';
 import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
@@ -28,7 +27,7 @@ import { incidentRoutes } from './routes/incidents.ts';
 import { liveRoutes } from './routes/live.ts';
 import { operationsRoutes } from './routes/operations.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
-import { JsonValueCounter, VALUES_MESSAGE, findUnstorable, scanJsonText } from './unstorable.ts';
+import { CountingJsonValues, VALUES_MESSAGE, findUnstorable, scanJsonText } from './unstorable.ts';
 import { timelineRoutes } from './routes/timeline.ts';
 import { webRoutes } from './routes/web.ts';
 
@@ -135,18 +134,11 @@ export function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Fasti
   // unread beyond that point (the answer closes the socket), never decoded, scanned or parsed.
   app.addHook('preParsing', async (request, _reply, payload) => {
     if (!isJsonType(request.headers['content-type'])) return payload;
-    const counter = new JsonValueCounter();
-    let received = 0;
-    const counted = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        received += chunk.length;
-        if (counter.feed(chunk)) return callback(null, chunk);
-        callback(unstorableBody('body', VALUES_MESSAGE));
-      },
-    });
+    const counted = new CountingJsonValues(() => unstorableBody('body', VALUES_MESSAGE));
     // Fastify checks the body limit against what arrived, as sent.
     Object.defineProperty(counted, 'receivedEncodedLength', {
-      get: () => (payload as { receivedEncodedLength?: number }).receivedEncodedLength ?? received,
+      get: () =>
+        (payload as { receivedEncodedLength?: number }).receivedEncodedLength ?? counted.receivedBytes,
     });
     payload.on('error', (error) => counted.destroy(error));
     return payload.pipe(counted);

@@ -1,3 +1,5 @@
+import { Transform, type TransformCallback } from 'node:stream';
+
 /**
  * Input JSON allows and PostgreSQL (or JavaScript) cannot keep as sent: NUL, half a surrogate pair,
  * nesting deeper than any request needs, numbers that are not finite or integers beyond 2^53.
@@ -135,6 +137,37 @@ export class JsonValueCounter {
     this.inString = inString;
     this.escaped = escaped;
     return values <= MAX_JSON_VALUES;
+  }
+}
+
+/**
+ * Bytes of a body counted at a time (~8 µs), with the event loop free in between. A socket reads
+ * 64 KiB at once: eight uploads counted a read at a time made every other request wait behind
+ * half a millisecond of counting at each of its turns (another user's GET 2.1× slower, 1.25× so).
+ */
+export const COUNT_SLICE_BYTES = 8 * 1024;
+
+/**
+ * Passes a JSON body through as it is while counting its values, a slice at a time; fails with
+ * `tooMany()` once the body holds more than MAX_JSON_VALUES.
+ */
+export class CountingJsonValues extends Transform {
+  receivedBytes = 0;
+  private readonly counter = new JsonValueCounter();
+
+  constructor(private readonly tooMany: () => Error) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.receivedBytes += chunk.length;
+    const count = (from: number) => {
+      const to = Math.min(from + COUNT_SLICE_BYTES, chunk.length);
+      if (!this.counter.feed(chunk.subarray(from, to))) return callback(this.tooMany());
+      if (to === chunk.length) return callback(null, chunk);
+      setImmediate(count, to);
+    };
+    count(0);
   }
 }
 

@@ -1,6 +1,13 @@
+import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestApp } from '../support/app.ts';
-import { JsonValueCounter, MAX_JSON_VALUES, VALUES_MESSAGE } from '../../src/http/unstorable.ts';
+import {
+  COUNT_SLICE_BYTES,
+  CountingJsonValues,
+  JsonValueCounter,
+  MAX_JSON_VALUES,
+  VALUES_MESSAGE,
+} from '../../src/http/unstorable.ts';
 import { expectProblem, startWithIncident, validIncident } from './support.ts';
 
 describe('bodies are checked once, on their raw text', () => {
@@ -50,6 +57,34 @@ describe('bodies are checked once, on their raw text', () => {
       expect(fits(`["\\\\",${'0,'.repeat(MAX_JSON_VALUES)}0]`, chunk)).toBe(false);
       expect(fits(`{${'"k":{},'.repeat(MAX_JSON_VALUES / 2 - 1)}"k":0}`, chunk)).toBe(true);
     }
+  });
+
+  it(`counts a body ${COUNT_SLICE_BYTES / 1024} KiB at a time, the event loop free in between, and passes it on unchanged`, async () => {
+    // A read of 64 KiB of tiny items: counted whole, nothing else would run until it was done.
+    const chunk = Buffer.from(`[${'0,'.repeat(32 * 1024 - 1)}0]`);
+    const stream = new CountingJsonValues(() => new Error('too many'));
+    const passed: Buffer[] = [];
+    let turns = 0;
+    let turning = true;
+    const turn = () => {
+      turns++;
+      if (turning) setImmediate(turn);
+    };
+    setImmediate(turn);
+    stream.on('data', (bytes: Buffer) => passed.push(bytes));
+    stream.end(chunk);
+    await once(stream, 'end');
+    turning = false;
+    expect(Buffer.concat(passed).equals(chunk)).toBe(true);
+    expect(stream.receivedBytes).toBe(chunk.length);
+    // Other callbacks got a turn between the slices: one read is at least four turns of theirs.
+    expect(turns).toBeGreaterThanOrEqual(Math.max(4, chunk.length / COUNT_SLICE_BYTES - 1));
+
+    // One over the budget fails the stream, however the slices fall.
+    const over = new CountingJsonValues(() => new Error('too many'));
+    over.resume();
+    over.end(Buffer.from(`[${'0,'.repeat(MAX_JSON_VALUES)}0]`));
+    await expect(once(over, 'end')).rejects.toThrow('too many');
   });
 
   it('names the field that holds NUL or half a surrogate pair, escaped in the raw text', async () => {
