@@ -9,7 +9,10 @@ export interface BenchRow {
   value: number;
   unit: string;
   baseline?: { label: string; value: number };
-  /** What the issue asks of value / baseline, e.g. ">= 0.5" or "<= 2". */
+  /**
+   * What the issue asks: of value / baseline (">= 0.5", "<= 2"), or, with the row's unit, of the
+   * value itself ("< 50 ms", "< 20 KiB").
+   */
   target?: string;
 }
 
@@ -18,10 +21,16 @@ export function ratio(row: BenchRow): number | undefined {
 }
 
 export function meetsTarget(row: BenchRow): boolean | undefined {
-  const r = ratio(row);
-  if (r === undefined || !row.target) return undefined;
-  const [op, bound] = row.target.split(' ') as ['>=' | '<=', string];
-  return op === '>=' ? r >= Number(bound) : r <= Number(bound);
+  if (!row.target) return undefined;
+  const [op, text, unit] = row.target.split(' ') as ['>=' | '<=' | '<' | '>', string, string?];
+  if (unit !== undefined && unit !== row.unit)
+    throw new Error(`target ${row.target} of "${row.metric}" is not in ${row.unit}`);
+  const measured = unit === undefined ? ratio(row) : row.value;
+  if (measured === undefined || Number.isNaN(measured)) return undefined;
+  const bound = Number(text);
+  if (op === '>=') return measured >= bound;
+  if (op === '<=') return measured <= bound;
+  return op === '<' ? measured < bound : measured > bound;
 }
 
 export function percentile(sorted: number[], p: number): number {

@@ -103,17 +103,19 @@ function pacedRows(metric: string, measured: Load, baseline: Load): BenchRow[] {
   return [
     {
       scenario: 'HTTP, paced 100 writes/s',
-      metric: `${metric}: p50 latency, target < 15 ms${refusals(measured)}`,
+      metric: `${metric}: p50 latency${refusals(measured)}`,
       value: measured.p50,
       unit: 'ms',
       baseline: { label, value: baseline.p50 },
+      target: '< 15 ms',
     },
     {
       scenario: 'HTTP, paced 100 writes/s',
-      metric: `${metric}: p99 latency, target < 50 ms`,
+      metric: `${metric}: p99 latency`,
       value: measured.p99,
       unit: 'ms',
       baseline: { label, value: baseline.p99 },
+      target: '< 50 ms',
     },
   ];
 }

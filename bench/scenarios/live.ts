@@ -151,6 +151,7 @@ export async function liveStreams(url: string, seconds: number): Promise<BenchRo
         value: delivery.p99,
         unit: 'ms',
         baseline: { label: 'projection lag p99, same writes', value: lag.p99 },
+        target: '< 100 ms',
       },
       {
         scenario,
@@ -164,6 +165,7 @@ export async function liveStreams(url: string, seconds: number): Promise<BenchRo
         metric: 'RSS per idle stream',
         value: (rssWith - rssWithout) / STREAMS / 1024,
         unit: 'KiB',
+        target: '< 20 KiB',
       },
     ];
     for (const close of closers) close();
@@ -242,6 +244,7 @@ async function statistics(database: ReturnType<typeof openPostgres>): Promise<Be
       value: answer.p99,
       unit: 'ms',
       baseline: { label: 'primary-key SELECT of one incident', value: lookup.p99 },
+      target: '< 50 ms',
     },
   ];
 }
