@@ -8,16 +8,22 @@ export interface ChildServer {
   url: string;
   pid: number;
   rssBytes(): Promise<number>;
+  /** A full garbage collection in the server (started with `collectable: true`), then a moment to settle. */
+  collectGarbage(): Promise<void>;
   stop(): Promise<void>;
 }
+
+/** Node flags that let `collectGarbage` reach a server. */
+const COLLECTABLE = ['--expose-gc', '--import', new URL('./gc-on-signal.mjs', import.meta.url).pathname];
 
 export async function startChild(
   args: string[],
   env: Record<string, string>,
   readyPath: string,
+  collectable = false,
 ): Promise<ChildServer> {
   const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, args, {
+  const child: ChildProcess = spawn(process.execPath, collectable ? [...COLLECTABLE, ...args] : args, {
     env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
@@ -40,6 +46,12 @@ export async function startChild(
       const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
       return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
     },
+    async collectGarbage() {
+      // Without the handler, SIGUSR2 would end the server.
+      if (!collectable) throw new Error(`${args.join(' ')} was not started collectable`);
+      child.kill('SIGUSR2');
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    },
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();
@@ -55,7 +67,11 @@ export const BENCH_ORG = 'bench';
 const BENCH_SECRET = 'bench-secret-bench-secret-bench-secret';
 
 /** `its serve` on the database at `databaseUrl` as the benchmarks run it (no rate limit to speak of), with `env` on top. */
-export function startService(databaseUrl: string, env: Record<string, string> = {}): Promise<ChildServer> {
+export function startService(
+  databaseUrl: string,
+  env: Record<string, string> = {},
+  collectable = false,
+): Promise<ChildServer> {
   return startChild(
     ['bin/its.js', 'serve'],
     {
@@ -67,6 +83,7 @@ export function startService(databaseUrl: string, env: Record<string, string> = 
       ...env,
     },
     '/health/ready',
+    collectable,
   );
 }
 
