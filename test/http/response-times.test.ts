@@ -193,6 +193,14 @@ describe(`response-time statistics on ${databaseLabel}`, () => {
     ).toBeGreaterThan(3);
   });
 
+  it('a week holds incidents from both halves of the range, which are read apart and merged', () => {
+    const middle = (Date.parse(range.from) + Date.parse(range.to)) / 2;
+    const week = mondayOf(middle);
+    const inWeek = generated.filter((i) => mondayOf(i.createdAt) === week);
+    expect(inWeek.some((i) => i.createdAt < middle)).toBe(true);
+    expect(inWeek.some((i) => i.createdAt >= middle)).toBe(true);
+  });
+
   for (const groupBy of [undefined, 'service', 'severity', 'project', 'environment', 'week']) {
     it(`every figure matches one computed from the generated incidents (groupBy ${groupBy ?? 'none'})`, async () => {
       const response = await stats(`?${inRange}${groupBy ? `&groupBy=${groupBy}` : ''}`);
